@@ -1,0 +1,1 @@
+//! atp-image (in progress).

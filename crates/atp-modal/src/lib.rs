@@ -1,0 +1,1 @@
+//! atp-modal (in progress).

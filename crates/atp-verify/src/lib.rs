@@ -1,0 +1,1 @@
+//! atp-verify (in progress).
