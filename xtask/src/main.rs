@@ -1,4 +1,6 @@
 //! Project automation: `cargo xtask <task>`.
+//!
+//! Each task lives in its own module; this file only parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
 
@@ -10,7 +12,9 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Task {}
+enum Task {
+    // One variant per task, each delegating to a module (e.g. `TestImage(test_image::Args)`).
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
