@@ -4,6 +4,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod test_image;
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "atp project automation")]
 struct Cli {
@@ -14,9 +16,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     // One variant per task, each delegating to a module (e.g. `TestImage(test_image::Args)`).
+    /// Build the local test image `atp-test:latest` from the host (no registry needed).
+    TestImage(test_image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.task {}
+    match cli.task {
+        Task::TestImage(args) => test_image::run(args),
+    }
 }
