@@ -1,1 +1,31 @@
-//! atp-image (in progress).
+//! atp's sandbox image: ONE declarative spec, rendered for Docker and for Modal, carrying its
+//! Lean pins.
+//!
+//! - [`ImageSpec`] is loaded from TOML (`images/open-atp.toml` is the default spec) or built in
+//!   code; [`ImageSpec::validate`] rejects specs that cannot yield a usable image.
+//! - [`ImageSpec::to_dockerfile`] and [`ImageSpec::to_modal_layers`] render the same steps.
+//! - The pins come only from the Lean skeleton (`images/lean/lean-toolchain` and the `mathlib`
+//!   `rev` in `images/lean/lakefile.toml`); images carry them as `atp.*` labels and `ATP_*`
+//!   environment variables, read back with [`ImagePins`].
+//!
+//! Pure: no engine, no network.
+
+mod error;
+mod pins;
+mod render;
+mod spec;
+
+pub use error::{Result, SpecError};
+pub use pins::{
+    ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH,
+    LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV, LABEL_SPEC_HASH, LAKEFILE, TOOLCHAIN_FILE,
+};
+pub use render::ModalLayer;
+pub use spec::{
+    Commands, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE, DEFAULT_TAG,
+};
+
+/// The default spec's path relative to the workspace root: `images/open-atp.toml`.
+pub fn default_spec_path() -> std::path::PathBuf {
+    std::path::Path::new("images").join(DEFAULT_SPEC_FILE)
+}

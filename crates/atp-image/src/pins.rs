@@ -1,0 +1,240 @@
+//! The Lean skeleton baked into `/workspace`, and the pins an image carries.
+//!
+//! The pins have exactly one source: the skeleton's `lean-toolchain` file and the `rev` of the
+//! `mathlib` requirement in its `lakefile.toml`. Images carry them as labels (Docker) and as
+//! environment variables (both backends); [`ImagePins`] reads them back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Result, SpecError};
+
+/// Label holding the Lean toolchain the image's `/workspace` is pinned to.
+pub const LABEL_LEAN_TOOLCHAIN: &str = "atp.lean-toolchain";
+/// Label holding the Mathlib revision the image's `/workspace` is pinned to.
+pub const LABEL_MATHLIB_REV: &str = "atp.mathlib-rev";
+/// Label holding the sha256 of the spec the image was built from.
+pub const LABEL_SPEC_HASH: &str = "atp.spec-hash";
+/// Environment variable mirroring [`LABEL_LEAN_TOOLCHAIN`] (readable inside any sandbox).
+pub const ENV_LEAN_TOOLCHAIN: &str = "ATP_LEAN_TOOLCHAIN";
+/// Environment variable mirroring [`LABEL_MATHLIB_REV`].
+pub const ENV_MATHLIB_REV: &str = "ATP_MATHLIB_REV";
+/// Environment variable mirroring [`LABEL_SPEC_HASH`].
+pub const ENV_SPEC_HASH: &str = "ATP_SPEC_HASH";
+
+/// Skeleton file holding the toolchain pin.
+pub const TOOLCHAIN_FILE: &str = "lean-toolchain";
+/// Skeleton file holding the Mathlib requirement.
+pub const LAKEFILE: &str = "lakefile.toml";
+
+/// The Lean project copied to `/workspace`: top-level regular files, by name.
+///
+/// Invariant: holds [`TOOLCHAIN_FILE`] and [`LAKEFILE`]; names are plain (no `/`, not `.`/`..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skeleton {
+    /// Where the files came from, for messages (a directory, or "<memory>").
+    pub origin: String,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Skeleton {
+    /// Read every top-level regular, non-hidden file of `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let read_err = |source| SpecError::Read {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            files.insert(name, bytes);
+        }
+        Self::from_files(dir.display().to_string(), files)
+    }
+
+    /// A skeleton from in-memory files (`name -> contents`).
+    pub fn from_files(
+        origin: impl Into<String>,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<Self> {
+        let origin = origin.into();
+        let files: BTreeMap<String, Vec<u8>> = files.into_iter().collect();
+        for name in files.keys() {
+            if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\n']) {
+                return Err(SpecError::BadSkeletonFile {
+                    dir: origin,
+                    file: name.clone(),
+                });
+            }
+        }
+        for required in [TOOLCHAIN_FILE, LAKEFILE] {
+            if !files.contains_key(required) {
+                return Err(SpecError::MissingSkeletonFile {
+                    dir: origin,
+                    file: required.to_string(),
+                });
+            }
+        }
+        let skeleton = Self { origin, files };
+        skeleton.pins()?;
+        Ok(skeleton)
+    }
+
+    /// The files, sorted by name.
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+
+    /// The pins the skeleton declares.
+    pub fn pins(&self) -> Result<LeanPins> {
+        let bad = |message: String| SpecError::BadPin {
+            dir: self.origin.clone(),
+            message,
+        };
+        let toolchain = self.text(TOOLCHAIN_FILE).map_err(&bad)?;
+        let lean_toolchain = toolchain.trim().to_string();
+        if lean_toolchain.is_empty() || lean_toolchain.contains(char::is_whitespace) {
+            return Err(bad(format!(
+                "`{TOOLCHAIN_FILE}` must hold one toolchain such as \"leanprover/lean4:v4.28.0\", found {toolchain:?}"
+            )));
+        }
+        let lakefile: toml::Table = toml::from_str(&self.text(LAKEFILE).map_err(&bad)?)
+            .map_err(|e| bad(format!("`{LAKEFILE}` is not valid TOML: {}", one_line(&e))))?;
+        let mathlib_rev = lakefile
+            .get("require")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_table())
+            .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
+            .and_then(|r| r.get("rev"))
+            .and_then(|rev| rev.as_str())
+            .map(str::to_string)
+            .filter(|rev| !rev.trim().is_empty())
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{LAKEFILE}` has no `[[require]]` named \"mathlib\" with a `rev`; pin Mathlib there"
+                ))
+            })?;
+        Ok(LeanPins {
+            lean_toolchain,
+            mathlib_rev,
+        })
+    }
+
+    fn text(&self, name: &str) -> std::result::Result<String, String> {
+        let bytes = self
+            .files
+            .get(name)
+            .ok_or_else(|| format!("`{name}` is missing"))?;
+        String::from_utf8(bytes.clone()).map_err(|_| format!("`{name}` is not UTF-8"))
+    }
+}
+
+/// The compatibility pins of a Lean workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeanPins {
+    /// e.g. `leanprover/lean4:v4.28.0`.
+    pub lean_toolchain: String,
+    /// e.g. `v4.28.0`.
+    pub mathlib_rev: String,
+}
+
+/// Where [`ImagePins`] were read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinSource {
+    /// The image's own labels (or environment): what the image actually holds.
+    Labels,
+    /// The image has no atp labels; these are the spec's pins, assumed, not observed.
+    SpecDefaults,
+}
+
+/// The pins of a sandbox image, and whether they were observed on the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImagePins {
+    pub lean_toolchain: String,
+    pub mathlib_rev: String,
+    /// The spec hash, when known.
+    pub spec_hash: Option<String>,
+    pub source: PinSource,
+}
+
+impl ImagePins {
+    /// Pins from an image's labels; `None` unless both the toolchain and the Mathlib labels are
+    /// present and non-empty.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
+        Self::from_map(
+            labels,
+            LABEL_LEAN_TOOLCHAIN,
+            LABEL_MATHLIB_REV,
+            LABEL_SPEC_HASH,
+        )
+    }
+
+    /// Pins from a sandbox's environment (`ATP_LEAN_TOOLCHAIN`, ...), as Modal images carry them.
+    pub fn from_env(env: &BTreeMap<String, String>) -> Option<Self> {
+        Self::from_map(env, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH)
+    }
+
+    /// The pins a spec would give an image, flagged [`PinSource::SpecDefaults`].
+    pub fn spec_defaults(spec: &crate::ImageSpec) -> Result<Self> {
+        let pins = spec.pins()?;
+        Ok(Self {
+            lean_toolchain: pins.lean_toolchain,
+            mathlib_rev: pins.mathlib_rev,
+            spec_hash: Some(spec.spec_hash()?),
+            source: PinSource::SpecDefaults,
+        })
+    }
+
+    /// The image's labelled pins, or else the spec's pins flagged as assumed.
+    pub fn from_labels_or_spec(
+        labels: &BTreeMap<String, String>,
+        spec: &crate::ImageSpec,
+    ) -> Result<Self> {
+        match Self::from_labels(labels) {
+            Some(pins) => Ok(pins),
+            None => Self::spec_defaults(spec),
+        }
+    }
+
+    fn from_map(
+        map: &BTreeMap<String, String>,
+        toolchain: &str,
+        rev: &str,
+        hash: &str,
+    ) -> Option<Self> {
+        let get = |k: &str| {
+            map.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Self {
+            lean_toolchain: get(toolchain)?,
+            mathlib_rev: get(rev)?,
+            spec_hash: get(hash),
+            source: PinSource::Labels,
+        })
+    }
+}
+
+pub(crate) fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

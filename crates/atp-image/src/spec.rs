@@ -1,0 +1,495 @@
+//! The image spec: data model, TOML loading and validation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SpecError};
+use crate::pins::{LeanPins, Skeleton};
+
+/// File name of the default spec inside `images/`.
+pub const DEFAULT_SPEC_FILE: &str = "open-atp.toml";
+/// Default skeleton directory, relative to the spec file.
+pub const DEFAULT_SKELETON_DIR: &str = "lean";
+/// Tag used when a spec names none.
+pub const DEFAULT_TAG: &str = "open-atp:latest";
+
+/// One instruction of the image recipe, in order.
+///
+/// Every step runs as root; tool locations are global, so the same layout serves Docker and
+/// Modal (which ignores `USER`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Set environment variables (literal values: Modal does not expand `${VAR}`).
+    Env(BTreeMap<String, String>),
+    /// Run shell commands (`/bin/sh -c`), joined with `&&`; one line each.
+    Run(Commands),
+    /// Change the working directory (absolute path).
+    Workdir(String),
+    /// Place the Lean skeleton's files into this absolute directory.
+    CopySkeleton(String),
+    /// Accepted only as `root` (or `0`): atp images run everything as root.
+    User(String),
+}
+
+impl Step {
+    /// The TOML key naming this step kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Env(_) => "env",
+            Step::Run(_) => "run",
+            Step::Workdir(_) => "workdir",
+            Step::CopySkeleton(_) => "copy_skeleton",
+            Step::User(_) => "user",
+        }
+    }
+}
+
+/// Shell commands of a `run` step: one string or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Commands {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Commands {
+    /// The commands in order.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            Commands::One(c) => std::slice::from_ref(c),
+            Commands::Many(cs) => cs,
+        }
+    }
+}
+
+impl From<&str> for Commands {
+    fn from(c: &str) -> Self {
+        Commands::One(c.to_string())
+    }
+}
+
+/// The spec file as written (`images/*.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    #[serde(default)]
+    tag: Option<String>,
+    base: String,
+    #[serde(default)]
+    skeleton: Option<PathBuf>,
+    #[serde(default)]
+    pins: Option<PinAssertions>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, rename = "step")]
+    steps: Vec<Step>,
+}
+
+/// Optional restatement of the pins in a spec; must equal the skeleton's (checked, never used).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinAssertions {
+    pub lean_toolchain: Option<String>,
+    pub mathlib_rev: Option<String>,
+}
+
+/// A sandbox image: base, ordered steps, labels, and the Lean skeleton that fixes its pins.
+///
+/// Invariant (checked by [`ImageSpec::validate`], which every renderer calls): the base is set,
+/// every step leaves a usable root shell, the skeleton is copied at least once, and no value in
+/// the spec contradicts the skeleton's pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// Where the spec came from, for messages (a path, or a name for in-code specs).
+    pub origin: String,
+    /// Default tag for builds.
+    pub tag: String,
+    /// Registry reference of the base image.
+    pub base: String,
+    pub steps: Vec<Step>,
+    /// User labels (keys under `atp.` are reserved for the computed pin labels).
+    pub labels: BTreeMap<String, String>,
+    pub skeleton: Skeleton,
+    /// Pins restated by the spec, if any.
+    pub pin_assertions: PinAssertions,
+}
+
+impl ImageSpec {
+    /// An in-code spec with no steps.
+    pub fn new(origin: impl Into<String>, base: impl Into<String>, skeleton: Skeleton) -> Self {
+        Self {
+            origin: origin.into(),
+            tag: DEFAULT_TAG.to_string(),
+            base: base.into(),
+            steps: Vec::new(),
+            labels: BTreeMap::new(),
+            skeleton,
+            pin_assertions: PinAssertions::default(),
+        }
+    }
+
+    /// Append a step.
+    pub fn step(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// Add a user label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Load and validate a spec file; its skeleton is `skeleton = "<dir>"` relative to the file
+    /// (default `lean/`).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: SpecFile = toml::from_str(&text).map_err(|e| SpecError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(&text, &e),
+        })?;
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let skeleton_dir = dir.join(
+            file.skeleton
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SKELETON_DIR)),
+        );
+        if !skeleton_dir.is_dir() {
+            return Err(SpecError::Read {
+                path: skeleton_dir,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the Lean skeleton directory does not exist (set `skeleton` in the spec)",
+                ),
+            });
+        }
+        let spec = Self {
+            origin: path.display().to_string(),
+            tag: file.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
+            base: file.base,
+            steps: file.steps,
+            labels: file.labels,
+            skeleton: Skeleton::from_dir(&skeleton_dir)?,
+            pin_assertions: file.pins.unwrap_or_default(),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The pins of the skeleton this spec bakes in.
+    pub fn pins(&self) -> Result<LeanPins> {
+        self.skeleton.pins()
+    }
+
+    /// sha256 (hex) of the spec's canonical form: base, steps, user labels and the skeleton's
+    /// files. Independent of the spec's path, tag and TOML layout.
+    pub fn spec_hash(&self) -> Result<String> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            format: &'static str,
+            base: &'a str,
+            steps: &'a [Step],
+            labels: &'a BTreeMap<String, String>,
+            skeleton: BTreeMap<&'a str, String>,
+        }
+        let canonical = Canonical {
+            format: "atp-image/1",
+            base: &self.base,
+            steps: &self.steps,
+            labels: &self.labels,
+            skeleton: self
+                .skeleton
+                .files()
+                .iter()
+                .map(|(name, bytes)| (name.as_str(), hex::encode(Sha256::digest(bytes))))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&canonical).map_err(|e| SpecError::Parse {
+            path: PathBuf::from(&self.origin),
+            message: format!("cannot serialise the spec: {e}"),
+        })?;
+        Ok(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// The labels the image carries: user labels plus `atp.lean-toolchain`, `atp.mathlib-rev`,
+    /// `atp.spec-hash`.
+    pub fn image_labels(&self) -> Result<BTreeMap<String, String>> {
+        let pins = self.pins()?;
+        let mut labels = self.labels.clone();
+        labels.insert(crate::LABEL_LEAN_TOOLCHAIN.into(), pins.lean_toolchain);
+        labels.insert(crate::LABEL_MATHLIB_REV.into(), pins.mathlib_rev);
+        labels.insert(crate::LABEL_SPEC_HASH.into(), self.spec_hash()?);
+        Ok(labels)
+    }
+
+    /// The environment variables recording the pins inside the image (`ATP_LEAN_TOOLCHAIN`, ...).
+    pub fn pin_env(&self) -> Result<BTreeMap<String, String>> {
+        let pins = self.pins()?;
+        Ok(BTreeMap::from([
+            (crate::ENV_LEAN_TOOLCHAIN.into(), pins.lean_toolchain),
+            (crate::ENV_MATHLIB_REV.into(), pins.mathlib_rev),
+            (crate::ENV_SPEC_HASH.into(), self.spec_hash()?),
+        ]))
+    }
+
+    /// Check the invariant; see the type's docs.
+    pub fn validate(&self) -> Result<()> {
+        let origin = || self.origin.clone();
+        if self.base.trim().is_empty() {
+            return Err(SpecError::EmptyBase { origin: origin() });
+        }
+        if self.base.contains(char::is_whitespace) {
+            return Err(SpecError::BadStep {
+                origin: origin(),
+                step: 0,
+                kind: "base",
+                message: format!("{:?} is not an image reference", self.base),
+            });
+        }
+        let pins = self.pins()?;
+        self.check_assertions(&pins)?;
+        for (key, value) in &self.labels {
+            let message = if key.starts_with("atp.") {
+                Some("keys under `atp.` are computed from the skeleton; remove it".to_string())
+            } else if key.is_empty() || key.contains(['"', '\n', '=']) || value.contains('\n') {
+                Some("must be a non-empty single-line key without `\"` or `=`".to_string())
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                return Err(SpecError::BadLabel {
+                    origin: origin(),
+                    key: key.clone(),
+                    message,
+                });
+            }
+        }
+        let mut copied = false;
+        for (i, step) in self.steps.iter().enumerate() {
+            let bad = |message: String| SpecError::BadStep {
+                origin: origin(),
+                step: i + 1,
+                kind: step.kind(),
+                message,
+            };
+            match step {
+                Step::Env(vars) => {
+                    if vars.is_empty() {
+                        return Err(bad("sets no variable; remove the step".into()));
+                    }
+                    for (k, v) in vars {
+                        check_env(k, v).map_err(&bad)?;
+                    }
+                }
+                Step::Run(commands) => {
+                    if commands.as_slice().is_empty() {
+                        return Err(bad("has no command; remove the step".into()));
+                    }
+                    for command in commands.as_slice() {
+                        check_command(command).map_err(&bad)?;
+                    }
+                }
+                Step::Workdir(dir) | Step::CopySkeleton(dir) => {
+                    check_abs_path(dir).map_err(&bad)?;
+                    copied |= matches!(step, Step::CopySkeleton(_));
+                }
+                Step::User(user) => {
+                    if user != "root" && user != "0" {
+                        return Err(bad(format!(
+                            "`{user}`: atp images run everything as root with global tool \
+                             locations (Modal ignores USER); remove the step"
+                        )));
+                    }
+                }
+            }
+            self.check_step_pins(i + 1, step, &pins)?;
+        }
+        if !copied {
+            return Err(SpecError::NoSkeletonCopy { origin: origin() });
+        }
+        Ok(())
+    }
+
+    fn check_assertions(&self, pins: &LeanPins) -> Result<()> {
+        let checks = [
+            (
+                "lean_toolchain",
+                &self.pin_assertions.lean_toolchain,
+                &pins.lean_toolchain,
+            ),
+            (
+                "mathlib_rev",
+                &self.pin_assertions.mathlib_rev,
+                &pins.mathlib_rev,
+            ),
+        ];
+        for (what, stated, actual) in checks {
+            if let Some(stated) = stated {
+                if stated.trim() != actual {
+                    return Err(SpecError::PinMismatch {
+                        origin: self.origin.clone(),
+                        location: format!("[pins] {what}"),
+                        what: if what == "lean_toolchain" {
+                            "Lean toolchain"
+                        } else {
+                            "Mathlib revision"
+                        },
+                        found: stated.clone(),
+                        expected: actual.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A step that names a Lean toolchain (`leanprover/lean4:...`) must name the pinned one.
+    fn check_step_pins(&self, index: usize, step: &Step, pins: &LeanPins) -> Result<()> {
+        let texts: Vec<&str> = match step {
+            Step::Env(vars) => vars.values().map(String::as_str).collect(),
+            Step::Run(commands) => commands.as_slice().iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
+            for found in toolchain_mentions(text) {
+                if found != pins.lean_toolchain {
+                    return Err(SpecError::PinMismatch {
+                        origin: self.origin.clone(),
+                        location: format!("step {index} ({})", step.kind()),
+                        what: "Lean toolchain",
+                        found,
+                        expected: pins.lean_toolchain.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every `leanprover/lean4:<version>` written in `text`.
+fn toolchain_mentions(text: &str) -> Vec<String> {
+    const PREFIX: &str = "leanprover/lean4:";
+    text.match_indices(PREFIX)
+        .map(|(at, _)| {
+            let rest = &text[at + PREFIX.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+')))
+                .unwrap_or(rest.len());
+            format!("{PREFIX}{}", &rest[..end])
+        })
+        .collect()
+}
+
+fn check_env(key: &str, value: &str) -> std::result::Result<(), String> {
+    let key_ok = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !key_ok {
+        return Err(format!("{key:?} is not a valid variable name"));
+    }
+    if value.contains('$') {
+        return Err(format!(
+            "{key}={value:?} refers to a variable; write the literal value (Modal does not expand `${{VAR}}`)"
+        ));
+    }
+    if value.contains(['\n', '\r']) {
+        return Err(format!("{key} has a multi-line value; use one line"));
+    }
+    if key == "PATH" {
+        let dirs: Vec<&str> = value.split(':').collect();
+        for needed in ["/usr/bin", "/bin"] {
+            if !dirs.contains(&needed) {
+                return Err(format!(
+                    "PATH={value:?} lacks {needed}, so no shell could be found after this step; \
+                     keep /usr/local/bin:/usr/bin:/bin in it"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_abs_path(dir: &str) -> std::result::Result<(), String> {
+    if !dir.starts_with('/') || dir.contains(['\n', '"', '\\']) || dir.split('/').any(|c| c == "..")
+    {
+        return Err(format!(
+            "{dir:?} must be an absolute path without `..`, quotes or backslashes"
+        ));
+    }
+    Ok(())
+}
+
+/// Paths whose removal leaves no shell: `/bin/sh` is what `RUN` and every exec start.
+const VITAL_PATHS: &[&str] = &[
+    "/",
+    "/*",
+    "/bin",
+    "/bin/",
+    "/bin/*",
+    "/bin/sh",
+    "/bin/bash",
+    "/usr",
+    "/usr/",
+    "/usr/*",
+    "/usr/bin",
+    "/usr/bin/",
+    "/usr/bin/*",
+    "/usr/bin/sh",
+    "/usr/bin/bash",
+    "/lib",
+    "/lib/",
+    "/lib/*",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib/",
+    "/usr/lib/*",
+];
+
+fn check_command(command: &str) -> std::result::Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("has an empty command".into());
+    }
+    if command.contains(['\n', '\r']) {
+        return Err(
+            "a command spans several lines; use one line per command (a list of commands)".into(),
+        );
+    }
+    // `rm` (or `unlink`) of a vital path: every later step and every exec needs `/bin/sh`.
+    for segment in command.split(['&', ';', '|']) {
+        let words: Vec<&str> = segment.split_whitespace().collect();
+        let Some(pos) = words.iter().position(|w| matches!(*w, "rm" | "unlink")) else {
+            continue;
+        };
+        for target in &words[pos + 1..] {
+            let target = target.trim_matches(|c| c == '\'' || c == '"');
+            if VITAL_PATHS.contains(&target) {
+                return Err(format!(
+                    "`{}` removes {target}; no command could run afterwards (RUN and every exec \
+                     start /bin/sh); remove it",
+                    segment.trim()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `line L, column C: <message>` for a TOML error, plus the offending line.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let source_line = text.lines().nth(line - 1).unwrap_or("").trim();
+    format!("line {line}, column {column}: {message} (at `{source_line}`)")
+}
