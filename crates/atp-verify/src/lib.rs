@@ -1,1 +1,5 @@
-//! atp-verify (in progress).
+//! The Lean project model and atp's proof verifier.
+pub mod check;
+pub mod lexer;
+pub mod report;
+pub mod source;

@@ -1,0 +1,223 @@
+//! Verdict types: violations, the per-file summary and the [`VerificationReport`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a candidate is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A `sorry`/`admit`/`sorryAx` token in the source, or Lean's "declaration uses sorry".
+    Sorry,
+    /// A file did not compile (an `error:` message or a non-zero exit).
+    CompileError,
+    /// The axiom probe found an axiom outside `propext`, `Classical.choice`, `Quot.sound`.
+    NonStandardAxiom,
+    /// The axiom probe did not report for a file (cut short, e.g. by `#exit`).
+    ProbeMissing,
+    /// A theorem/example/definition of the original is missing from the candidate.
+    StatementMissing,
+    /// A statement (or a non-proof declaration) differs from the original.
+    StatementChanged,
+    /// The scope of a statement (namespace, `open`, `variable`, `universe`, imports) changed.
+    ContextChanged,
+    /// A new `axiom` declaration.
+    Axiom,
+    /// `set_option debug.*` (e.g. `debug.skipKernelTC`, `debug.byAsSorry`).
+    DebugOption,
+    /// `@[implemented_by]`.
+    ImplementedBy,
+    /// `@[extern]` / `@[export]`.
+    Extern,
+    /// `@[csimp]`.
+    Csimp,
+    /// `@[init]` / `@[builtin_init]` / `initialize`.
+    InitHook,
+    /// `unsafe` declarations or terms (`unsafeCast`, …).
+    Unsafe,
+    /// `#exit`.
+    Exit,
+    /// Code run at elaboration time that can change the environment (`run_cmd`, `elab`, `#eval`…).
+    Metaprogramming,
+    /// A new `macro`/`syntax`/`notation`/`macro_rules`.
+    SyntaxExtension,
+    /// A new instance (can change how an unchanged statement elaborates).
+    NewInstance,
+    /// `native_decide` / `Lean.ofReduceBool` / `Lean.trustCompiler`.
+    NativeDecide,
+    /// A new declaration whose name can capture a name used by a checked statement.
+    Shadowing,
+    /// An import that is neither a project file nor a trusted library.
+    UnknownImport,
+    /// The verifier's time budget elapsed.
+    Timeout,
+}
+
+impl ViolationKind {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::Sorry => "sorry",
+            ViolationKind::CompileError => "compile_error",
+            ViolationKind::NonStandardAxiom => "non_standard_axiom",
+            ViolationKind::ProbeMissing => "probe_missing",
+            ViolationKind::StatementMissing => "statement_missing",
+            ViolationKind::StatementChanged => "statement_changed",
+            ViolationKind::ContextChanged => "context_changed",
+            ViolationKind::Axiom => "axiom",
+            ViolationKind::DebugOption => "debug_option",
+            ViolationKind::ImplementedBy => "implemented_by",
+            ViolationKind::Extern => "extern",
+            ViolationKind::Csimp => "csimp",
+            ViolationKind::InitHook => "init_hook",
+            ViolationKind::Unsafe => "unsafe",
+            ViolationKind::Exit => "exit",
+            ViolationKind::Metaprogramming => "metaprogramming",
+            ViolationKind::SyntaxExtension => "syntax_extension",
+            ViolationKind::NewInstance => "new_instance",
+            ViolationKind::NativeDecide => "native_decide",
+            ViolationKind::Shadowing => "shadowing",
+            ViolationKind::UnknownImport => "unknown_import",
+            ViolationKind::Timeout => "timeout",
+        }
+    }
+
+    /// Whether the kind is decided from the source alone (no Lean needed).
+    pub fn is_source_level(self) -> bool {
+        !matches!(
+            self,
+            ViolationKind::CompileError
+                | ViolationKind::NonStandardAxiom
+                | ViolationKind::ProbeMissing
+                | ViolationKind::Timeout
+        )
+    }
+}
+
+impl std::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason to refuse, located.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    /// Project-relative path (empty for project-wide reasons such as a timeout).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The declaration concerned, when known (`example #2` for examples).
+    pub decl: Option<String>,
+    /// One line: what is wrong.
+    pub message: String,
+    /// Whether Lean found it (`false`: found in the source).
+    #[serde(default)]
+    pub from_lean: bool,
+}
+
+impl Violation {
+    /// A source-level violation.
+    pub fn source(
+        kind: ViolationKind,
+        file: &str,
+        line: Option<usize>,
+        decl: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Violation {
+            kind,
+            file: file.to_string(),
+            line,
+            decl,
+            message: message.into(),
+            from_lean: false,
+        }
+    }
+
+    /// `file:line` (or `file`).
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.file),
+            None => self.file.clone(),
+        }
+    }
+}
+
+/// What the verifier learned about one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// `lake env lean` exited 0 and printed no error.
+    pub compiled: bool,
+    /// Lean warned "declaration uses sorry" (or the source holds a sorry token).
+    pub sorry: bool,
+    /// Declaration → axioms it depends on, as the probe reported them.
+    pub axioms: BTreeMap<String, Vec<String>>,
+    /// Exit status of the compile, when it ran.
+    pub exit_code: Option<i64>,
+}
+
+/// The verdict on a candidate project.
+///
+/// Invariant: `verified` ⇔ `violations` is empty ∧ `compiles` ∧ `sorry_free` ∧
+/// `non_standard_axioms` is empty ∧ `statements_intact` (and no timeout).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerificationReport {
+    pub verified: bool,
+    pub compiles: bool,
+    pub sorry_free: bool,
+    /// Union of all axioms the probe reported, sorted.
+    pub axioms: Vec<String>,
+    /// Axioms outside the standard set (and the policy's allowances), sorted.
+    pub non_standard_axioms: Vec<String>,
+    pub statements_intact: bool,
+    /// Whether the verifier's time budget elapsed.
+    pub timed_out: bool,
+    pub violations: Vec<Violation>,
+    pub per_file: BTreeMap<String, FileReport>,
+    #[serde(rename = "duration_s", with = "secs")]
+    pub duration: Duration,
+}
+
+impl VerificationReport {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The first violation's kind and message, e.g. `statement_changed: …` (for tables).
+    pub fn reason(&self) -> String {
+        match self.violations.first() {
+            Some(v) => format!("{}: {}", v.kind, v.message),
+            None if self.verified => "verified".into(),
+            None => "unverified".into(),
+        }
+    }
+
+    /// Recompute `verified` from the other fields (the struct's invariant).
+    pub fn finalize(&mut self) {
+        self.verified = self.violations.is_empty()
+            && self.compiles
+            && self.sorry_free
+            && self.non_standard_axioms.is_empty()
+            && self.statements_intact
+            && !self.timed_out;
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Ok(Duration::try_from_secs_f64(v).unwrap_or_default())
+    }
+}
