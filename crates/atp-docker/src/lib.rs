@@ -1,1 +1,3 @@
 //! Docker backend (in progress).
+
+pub mod build;
