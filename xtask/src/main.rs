@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod build_docker_image;
 mod test_image;
 
 #[derive(Parser)]
@@ -18,11 +19,14 @@ enum Task {
     // One variant per task, each delegating to a module (e.g. `TestImage(test_image::Args)`).
     /// Build the local test image `atp-test:latest` from the host (no registry needed).
     TestImage(test_image::Args),
+    /// Build the default sandbox image (images/open-atp.toml) with Docker; needs internet.
+    BuildDockerImage(build_docker_image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::TestImage(args) => test_image::run(args),
+        Task::BuildDockerImage(args) => build_docker_image::run(args),
     }
 }

@@ -295,7 +295,14 @@ impl BuildState {
             bollard::errors::Error::DockerStreamError { error } => match &self.step {
                 Some(step) => BuildError::StepFailed {
                     step: step.clone(),
-                    message: error.trim().to_string(),
+                    message: if parse_step(step).is_some_and(|(_, _, i)| i.starts_with("FROM ")) {
+                        format!(
+                            "{}; the base image is neither local nor pullable (load or build it first)",
+                            error.trim()
+                        )
+                    } else {
+                        error.trim().to_string()
+                    },
                     last_lines: self.step_lines.iter().cloned().collect(),
                     last_image: self.last_image.clone(),
                 },
