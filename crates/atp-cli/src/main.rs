@@ -1,5 +1,79 @@
 //! `atp` — run automated theorem provers on Lean projects in isolated sandboxes.
+//!
+//! This file only parses the global flags and dispatches to one module per subcommand
+//! (`cmd/<name>.rs`). Every subcommand prints text by default and JSON with `--json`; a failure
+//! is one `error: …` line on stderr.
 
-fn main() {
-    println!("atp (in progress)");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod backend;
+mod cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "atp",
+    version,
+    about = "Run automated theorem provers on Lean projects in isolated sandboxes"
+)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Log verbosity on stderr: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        default_value = "warn",
+        env = "ATP_LOG",
+        hide_env_values = true
+    )]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_tracing(&cli.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let global = cmd::Global { json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli.command, &global)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+        format!("--log-level {level:?} is not a level or filter ({e}) — use e.g. info")
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

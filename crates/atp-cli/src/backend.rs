@@ -1,0 +1,83 @@
+//! Backend selection: which engine sessions come from, and how the CLI builds it.
+
+use std::sync::Arc;
+
+use atp_backend::{ComputeBackend, NetworkMode};
+use atp_docker::{DockerBackend, DockerConfig};
+
+/// The engines atp can run sandboxes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Local containers through the Docker Engine API.
+    #[default]
+    Docker,
+}
+
+impl BackendKind {
+    /// The image used when none is given.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            BackendKind::Docker => atp_docker::DEFAULT_IMAGE,
+        }
+    }
+}
+
+/// The `--backend` / `--image` flags shared by every command that talks to an engine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Where sandboxes run.
+    #[arg(long, value_enum, default_value_t = BackendKind::Docker, env = "ATP_BACKEND", hide_env_values = true)]
+    pub backend: BackendKind,
+    /// Sandbox image (default: open-atp:latest).
+    #[arg(long, value_name = "NAME", env = "ATP_IMAGE", hide_env_values = true)]
+    pub image: Option<String>,
+}
+
+/// Everything needed to build a backend.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub kind: BackendKind,
+    pub image: String,
+    pub network: NetworkMode,
+}
+
+impl BackendArgs {
+    /// The spec these flags describe, with the engine's default network.
+    pub fn spec(&self) -> BackendSpec {
+        BackendSpec {
+            kind: self.backend,
+            image: self
+                .image
+                .clone()
+                .unwrap_or_else(|| self.backend.default_image().to_string()),
+            network: NetworkMode::Default,
+        }
+    }
+}
+
+/// Build the backend `spec` describes. Nothing is contacted yet.
+pub fn make(spec: &BackendSpec) -> anyhow::Result<Arc<dyn ComputeBackend>> {
+    match spec.kind {
+        BackendKind::Docker => Ok(Arc::new(DockerBackend::new(DockerConfig {
+            network: spec.network,
+            ..DockerConfig::for_image(spec.image.clone())
+        }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_is_the_default_with_the_open_atp_image() {
+        let args = BackendArgs {
+            backend: BackendKind::default(),
+            image: None,
+        };
+        let b = make(&args.spec()).expect("backend");
+        assert_eq!(b.name(), "docker");
+        assert_eq!(b.image(), "open-atp:latest");
+        assert_eq!(b.container_home(), "/root");
+    }
+}

@@ -1,0 +1,137 @@
+//! `atp doctor`: is the engine reachable, which version, is the configured image there?
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use atp_backend::{BackendError, Health, ImageInfo};
+use serde::Serialize;
+
+use crate::backend::{self, BackendArgs};
+use crate::cmd::{print_json, Global};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// The outcome of one check: what was found, or the one-line error.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Check<T> {
+    Ok(T),
+    Failed { kind: &'static str, error: String },
+    Skipped { reason: String },
+}
+
+impl<T> Check<T> {
+    fn from_result(r: Result<T, BackendError>) -> Self {
+        match r {
+            Ok(v) => Check::Ok(v),
+            Err(e) => Check::Failed {
+                kind: e.kind(),
+                error: e.to_string(),
+            },
+        }
+    }
+
+    fn ok(&self) -> bool {
+        matches!(self, Check::Ok(_))
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    backend: String,
+    image: String,
+    engine: Check<Health>,
+    image_check: Check<ImageInfo>,
+}
+
+pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let spec = args.backend.spec();
+    let b = backend::make(&spec)?;
+    let engine = Check::from_result(b.health().await);
+    let image_check = if engine.ok() {
+        Check::from_result(b.image_info().await)
+    } else {
+        Check::Skipped {
+            reason: "engine not reachable".into(),
+        }
+    };
+    let report = Report {
+        ok: engine.ok() && image_check.ok(),
+        backend: b.name().to_string(),
+        image: b.image().to_string(),
+        engine,
+        image_check,
+    };
+    if global.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<9} {v}\n"));
+    line("backend", r.backend.clone());
+    match &r.engine {
+        Check::Ok(h) => {
+            line("endpoint", h.endpoint.clone());
+            line(
+                "engine",
+                format!(
+                    "ok — version {}, API {}",
+                    h.version.as_deref().unwrap_or("?"),
+                    h.api_version.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        Check::Failed { error, .. } => line("engine", format!("FAILED — {error}")),
+        Check::Skipped { reason } => line("engine", format!("not checked ({reason})")),
+    }
+    match &r.image_check {
+        Check::Ok(i) => {
+            let size = i
+                .size_bytes
+                .map(|s| format!(", {:.1} MB", s as f64 / 1e6))
+                .unwrap_or_default();
+            line(
+                "image",
+                format!("{} — present ({}{size})", i.name, short_id(&i.id)),
+            );
+            let pins: BTreeMap<_, _> = i
+                .labels
+                .iter()
+                .filter(|(k, _)| k.starts_with("atp."))
+                .collect();
+            if pins.is_empty() {
+                line("labels", "no atp.* labels".into());
+            }
+            for (k, v) in pins {
+                line("label", format!("{k}={v}"));
+            }
+        }
+        Check::Failed { error, .. } => line("image", format!("FAILED — {error}")),
+        Check::Skipped { reason } => line("image", format!("{} not checked ({reason})", r.image)),
+    }
+    out.push_str(if r.ok {
+        "all checks passed\n"
+    } else {
+        "some checks failed\n"
+    });
+    out
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}

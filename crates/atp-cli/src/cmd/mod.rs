@@ -1,0 +1,38 @@
+//! One module per subcommand; each has an `Args` (clap) and an async `run` returning the exit code.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+pub mod doctor;
+pub mod gc;
+
+/// Flags every subcommand honours.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the engine and the sandbox image.
+    Doctor(doctor::Args),
+    /// Remove sandboxes left behind by atp runs (labelled `atp.managed=true`).
+    Gc(gc::Args),
+    Image(image::Args),
+}
+
+/// Run a subcommand.
+pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Doctor(args) => doctor::run(args, global).await,
+        Command::Gc(args) => gc::run(args, global).await,
+    }
+}
+
+/// Print `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
