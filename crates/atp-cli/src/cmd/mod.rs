@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod build_image;
 pub mod doctor;
 pub mod gc;
+pub mod image;
 
 /// Flags every subcommand honours.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +22,9 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Remove sandboxes left behind by atp runs (labelled `atp.managed=true`).
     Gc(gc::Args),
+    /// Build the sandbox image from its spec with the local Docker engine.
+    BuildImage(build_image::Args),
+    /// Render the image spec (Dockerfile / Modal layers) or show an image's Lean pins.
     Image(image::Args),
 }
 
@@ -28,6 +33,8 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
     match command {
         Command::Doctor(args) => doctor::run(args, global).await,
         Command::Gc(args) => gc::run(args, global).await,
+        Command::BuildImage(args) => build_image::run(args, global).await,
+        Command::Image(args) => image::run(args, global).await,
     }
 }
 

@@ -1,0 +1,173 @@
+//! `atp build-image`: build an image spec with the local Docker engine (Engine API, classic
+//! builder), streaming the build's progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, ContextFile};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::image::load_spec;
+use super::{print_json, Global};
+
+/// `atp build-image`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image spec (default: images/open-atp.toml).
+    #[arg(long, value_name = "PATH")]
+    pub spec: Option<PathBuf>,
+    /// Tag of the result (default: the spec's `tag`).
+    #[arg(long, value_name = "NAME")]
+    pub tag: Option<String>,
+    /// Rebuild every step instead of reusing cached layers.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Network mode of the build's RUN steps (e.g. `none`); engine default if unset.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let (path, spec) = load_spec(args.spec.as_ref())?;
+    let tag = args.tag.clone().unwrap_or_else(|| spec.tag.clone());
+    let labels = spec.image_labels()?;
+    let request = BuildRequest {
+        dockerfile: spec.to_dockerfile()?,
+        context: spec
+            .build_context()
+            .into_iter()
+            .map(|(name, bytes)| ContextFile::new(name, bytes))
+            .collect(),
+        tag: tag.clone(),
+        // The Dockerfile carries every label, so `docker build` of the rendered Dockerfile
+        // yields the same image metadata.
+        labels: Default::default(),
+        no_cache: args.no_cache,
+        network_mode: args.network.clone(),
+    };
+    let backend = atp_docker::DockerBackend::for_image(tag.clone());
+    let docker = backend.client().await?;
+
+    let started = Instant::now();
+    let mut progress = Progress::new(args.quiet);
+    let result = build_image(docker, request, |event| progress.event(event)).await;
+    progress.finish();
+    let built = match result {
+        Ok(built) => built,
+        Err(e) => {
+            if let BuildError::StepFailed { last_lines, .. } = &e {
+                if !last_lines.is_empty() {
+                    eprintln!("last output of the failing step:");
+                    for line in last_lines {
+                        eprintln!("  | {line}");
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if global.json {
+        print_json(&json!({
+            "tag": tag,
+            "id": built.id,
+            "steps": built.steps,
+            "spec": path,
+            "labels": labels,
+            "seconds": seconds,
+        }))?;
+    } else if !args.quiet {
+        println!(
+            "built {tag} ({}) in {seconds:.1}s: {} steps",
+            built.id, built.steps
+        );
+        for (k, v) in &labels {
+            println!("  {k}={v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build progress on stderr: a spinner on a terminal, plain lines otherwise, nothing if quiet.
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        if quiet {
+            return Self {
+                bar: None,
+                plain: false,
+            };
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar: None,
+                plain: true,
+            };
+        }
+        let bar = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self {
+            bar: Some(bar),
+            plain: false,
+        }
+    }
+
+    fn event(&mut self, event: &BuildEvent) {
+        match (event, &self.bar) {
+            (
+                BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                },
+                Some(bar),
+            ) => {
+                bar.println(format!("[{index}/{total}] {}", shorten(instruction, 160)));
+                bar.set_prefix(format!("[{index}/{total}]"));
+                bar.set_message(String::new());
+            }
+            (BuildEvent::Output(line), Some(bar)) => bar.set_message(line.clone()),
+            (
+                BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                },
+                None,
+            ) if self.plain => {
+                eprintln!("[{index}/{total}] {instruction}")
+            }
+            (BuildEvent::Output(line), None) if self.plain => eprintln!("    {line}"),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
