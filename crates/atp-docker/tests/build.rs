@@ -133,10 +133,12 @@ async fn failing_step_is_named_with_its_output() {
     )
     .await;
     let err = result.expect_err("the RUN step fails");
-    if let BuildError::StepFailed { last_image, .. } = &err {
-        if let Some(id) = last_image {
-            remove(&docker, id).await;
-        }
+    if let BuildError::StepFailed {
+        last_image: Some(id),
+        ..
+    } = &err
+    {
+        remove(&docker, id).await;
     }
     remove(&docker, &tag).await;
     let msg = err.to_string();
