@@ -6,11 +6,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// A file of the spec or its skeleton cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Kept in the message, not as a `source`, so a chain print shows it once.
+        error: std::io::Error,
     },
     /// The spec file is not valid TOML or has an unknown or misspelt key.
     #[error("invalid image spec {path}: {message}")]

@@ -42,9 +42,9 @@ pub struct Skeleton {
 impl Skeleton {
     /// Read every top-level regular, non-hidden file of `dir`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let read_err = |source| SpecError::Read {
+        let read_err = |error| SpecError::Read {
             path: dir.to_path_buf(),
-            source,
+            error,
         };
         let mut files = BTreeMap::new();
         for entry in std::fs::read_dir(dir).map_err(read_err)? {
@@ -54,9 +54,9 @@ impl Skeleton {
             if name.starts_with('.') || !path.is_file() {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
+            let bytes = std::fs::read(&path).map_err(|error| SpecError::Read {
                 path: path.clone(),
-                source,
+                error,
             })?;
             files.insert(name, bytes);
         }

@@ -20,7 +20,7 @@ pub const DEFAULT_TAG: &str = "open-atp:latest";
 ///
 /// Every step runs as root; tool locations are global, so the same layout serves Docker and
 /// Modal (which ignores `USER`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Set environment variables (literal values: Modal does not expand `${VAR}`).
@@ -49,11 +49,37 @@ impl Step {
 }
 
 /// Shell commands of a `run` step: one string or a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Commands {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Commands {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Commands;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command string or a list of command strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Commands, E> {
+                Ok(Commands::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Commands, A::Error> {
+                let mut commands = Vec::new();
+                while let Some(c) = seq.next_element::<String>()? {
+                    commands.push(c);
+                }
+                Ok(Commands::Many(commands))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Commands {
@@ -86,7 +112,54 @@ struct SpecFile {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default, rename = "step")]
-    steps: Vec<Step>,
+    steps: Vec<RawStep>,
+}
+
+/// One `[[step]]` table as written: exactly one of its keys must be set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    env: Option<BTreeMap<String, String>>,
+    run: Option<Commands>,
+    workdir: Option<String>,
+    copy_skeleton: Option<String>,
+    user: Option<String>,
+}
+
+impl RawStep {
+    fn into_step(self, origin: &str, index: usize) -> Result<Step> {
+        let mut steps: Vec<Step> = [
+            self.env.map(Step::Env),
+            self.run.map(Step::Run),
+            self.workdir.map(Step::Workdir),
+            self.copy_skeleton.map(Step::CopySkeleton),
+            self.user.map(Step::User),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if steps.len() == 1 {
+            if let Some(step) = steps.pop() {
+                return Ok(step);
+            }
+        }
+        let kinds: Vec<&str> = steps.iter().map(Step::kind).collect();
+        Err(SpecError::BadStep {
+            origin: origin.to_string(),
+            step: index,
+            kind: "step",
+            message: format!(
+                "holds {} instructions ({}); write exactly one of env, run, workdir, \
+                 copy_skeleton, user per [[step]]",
+                kinds.len(),
+                if kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    kinds.join(", ")
+                }
+            ),
+        })
+    }
 }
 
 /// Optional restatement of the pins in a spec; must equal the skeleton's (checked, never used).
@@ -147,9 +220,9 @@ impl ImageSpec {
     /// Load and validate a spec file; its skeleton is `skeleton = "<dir>"` relative to the file
     /// (default `lean/`).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let file: SpecFile = toml::from_str(&text).map_err(|e| SpecError::Parse {
             path: path.to_path_buf(),
@@ -163,17 +236,24 @@ impl ImageSpec {
         if !skeleton_dir.is_dir() {
             return Err(SpecError::Read {
                 path: skeleton_dir,
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "the Lean skeleton directory does not exist (set `skeleton` in the spec)",
                 ),
             });
         }
+        let origin = path.display().to_string();
+        let steps = file
+            .steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| raw.into_step(&origin, i + 1))
+            .collect::<Result<Vec<_>>>()?;
         let spec = Self {
-            origin: path.display().to_string(),
+            origin,
             tag: file.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
             base: file.base,
-            steps: file.steps,
+            steps,
             labels: file.labels,
             skeleton: Skeleton::from_dir(&skeleton_dir)?,
             pin_assertions: file.pins.unwrap_or_default(),

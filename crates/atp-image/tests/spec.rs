@@ -387,3 +387,27 @@ fn reserved_labels_are_rejected() {
         .unwrap_err();
     assert!(matches!(e, SpecError::BadLabel { .. }), "{e}");
 }
+
+#[test]
+fn a_step_with_two_instructions_or_a_bad_run_is_rejected() {
+    let (err, msg) = load_err(&format!(
+        "base = \"b\"\n[[step]]\nrun = \"x\"\nworkdir = \"/y\"\n{OK_TAIL}"
+    ));
+    assert!(matches!(err, SpecError::BadStep { step: 1, .. }), "{msg}");
+    assert!(
+        msg.contains("run, workdir") && msg.contains("exactly one"),
+        "{msg}"
+    );
+    let (_, msg) = load_err(&format!("base = \"b\"\n[[step]]\nrun = 3\n{OK_TAIL}"));
+    assert!(
+        msg.contains("line 3") && msg.contains("command string"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_missing_skeleton_directory_is_one_clear_line() {
+    let (err, msg) = load_err(&format!("base = \"b\"\nskeleton = \"nope\"\n{OK_TAIL}"));
+    assert!(matches!(err, SpecError::Read { .. }), "{msg}");
+    assert!(msg.contains("nope") && msg.contains("skeleton"), "{msg}");
+}
