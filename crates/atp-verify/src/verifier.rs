@@ -51,6 +51,8 @@ pub struct VerifyOptions {
     pub policy: VerifyPolicy,
     /// Run id for the verifier's own session (a fresh one when `None`).
     pub run_id: Option<RunId>,
+    /// Extra environment for the compile (e.g. `LEAN_NUM_THREADS`).
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for VerifyOptions {
@@ -60,6 +62,7 @@ impl Default for VerifyOptions {
             timeout: DEFAULT_TIMEOUT,
             policy: VerifyPolicy::default(),
             run_id: None,
+            env: BTreeMap::new(),
         }
     }
 }
@@ -189,7 +192,7 @@ impl Verifier {
             timeout: Some(self.options.timeout),
             kill_grace: Some(Duration::from_secs(5)),
             stdin: Some(p.script.clone().into_bytes().into()),
-            ..Default::default()
+            env: self.options.env.clone(),
         };
         info!(sandbox = session.id(), files = p.sources.len(), "verifying");
         let cmd = "f=$(mktemp /tmp/atp-verify-XXXXXX) && cat > \"$f\" && bash \"$f\"; rc=$?; rm -f \"$f\"; exit $rc";
