@@ -35,7 +35,8 @@ const EXIT_CODE_WAIT: Duration = Duration::from_secs(10);
 /// Invariants: the container is removed by [`ComputeSession::close`] (idempotent, retried while
 /// it has not succeeded) or, when the session is dropped unclosed, by its armed
 /// [`TeardownGuard`] on a fresh engine connection; `exec` after `close` fails with
-/// [`BackendError::Closed`].
+/// [`BackendError::Closed`]. A command running when its container dies ends with exit code 137
+/// and its output kept; the next `exec` fails with [`BackendError::SandboxDead`].
 pub struct DockerSession {
     docker: Docker,
     endpoint: String,

@@ -30,7 +30,7 @@ async fn lines_arrive_while_the_command_still_runs() {
         .expect("session");
     let start = Instant::now();
     let mut h = s
-        .exec("echo a; sleep 2; echo b", quick(30))
+        .exec("echo a; sleep 3; echo b", quick(30))
         .await
         .expect("exec");
     assert_eq!(h.next_line().await.as_deref(), Some("a"));
@@ -41,7 +41,7 @@ async fn lines_arrive_while_the_command_still_runs() {
     assert_eq!(r.exit_code, 0);
     assert_eq!(r.stdout, "a\nb\n");
     assert!(
-        first + Duration::from_millis(1500) < second,
+        first + Duration::from_millis(1500) < second && first < Duration::from_secs(2),
         "first line at {first:?}, second at {second:?}: output was buffered"
     );
     s.close().await.expect("close");
@@ -484,5 +484,68 @@ async fn run_opens_executes_and_closes() {
         .await
         .expect("run");
     assert_eq!(r.stdout, "via run\n");
+    common::assert_no_leak(&b, &run).await;
+}
+
+#[tokio::test]
+async fn concurrent_execs_in_one_session_keep_their_outputs_apart() {
+    let b = engine_or_skip!("concurrent_execs_in_one_session_keep_their_outputs_apart");
+    let run = RunId::new();
+    let wd = common::workdir();
+    let s = b
+        .session(wd.path(), common::opts(&run))
+        .await
+        .expect("session");
+    let runs = (0..4).map(|i| {
+        let s = &s;
+        async move {
+            s.exec_wait(
+                &format!("for j in 1 2 3; do echo {i}-$j; sleep 0.1; done"),
+                quick(30),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.expect("exec").stdout, format!("{i}-1\n{i}-2\n{i}-3\n"));
+    }
+    s.close().await.expect("close");
+    common::assert_no_leak(&b, &run).await;
+}
+
+#[tokio::test]
+async fn a_container_killed_under_the_session_is_sandbox_dead() {
+    let b = engine_or_skip!("a_container_killed_under_the_session_is_sandbox_dead");
+    let run = RunId::new();
+    let wd = common::workdir();
+    let s = b
+        .session(wd.path(), common::opts(&run))
+        .await
+        .expect("session");
+    let docker = b.client().await.expect("client");
+    let mut running = s
+        .exec("echo up; sleep 100", quick(300))
+        .await
+        .expect("exec");
+    assert_eq!(running.next_line().await.as_deref(), Some("up"));
+    let start = Instant::now();
+    docker
+        .kill_container(
+            s.id(),
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("kill");
+    // The running command ends as SIGKILLed with its output kept; the next exec says why.
+    let killed = running.wait().await.expect("killed command result");
+    assert_eq!(killed.exit_code, 137);
+    assert_eq!(killed.stdout, "up\n");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    match s.exec("true", quick(10)).await {
+        Err(BackendError::SandboxDead { .. }) => {}
+        other => panic!("expected SandboxDead, got {other:?}"),
+    }
+    s.close().await.expect("close after death");
     common::assert_no_leak(&b, &run).await;
 }
