@@ -359,3 +359,84 @@ async fn failing_run_step_is_named() {
         other => panic!("expected StepFailed, got {other:?}"),
     }
 }
+
+/// Quotes, backslashes, `$` and spaces survive both renderings literally.
+#[tokio::test]
+async fn odd_values_stay_literal_in_both_renderings() {
+    let Some(docker) = engine().await else { return };
+    let mut files: Vec<(String, Vec<u8>)> = skeleton()
+        .files()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    files.push((
+        "read me.txt".into(),
+        b"it's \"quoted\" $HOME \\n\n".to_vec(),
+    ));
+    let skeleton = Skeleton::from_files("<odd>", files).expect("skeleton");
+    let odd = r#"a "quoted" \back\slash value"#;
+    let spec = ImageSpec::new("<odd>", BASE, skeleton)
+        .step(Step::Env(BTreeMap::from([("ODD".into(), odd.into())])))
+        .step(Step::CopySkeleton("/work space".into()))
+        .label("org.example.dollar", "$HOME and ${PATH}");
+
+    let modal = spec.to_modal_layers().expect("modal");
+    let mut modal_dockerfile = format!("FROM {BASE}\n");
+    for command in modal.iter().flat_map(|l| &l.dockerfile_commands) {
+        modal_dockerfile.push_str(command);
+        modal_dockerfile.push('\n');
+    }
+    let tag_docker = format!("atp-test-build-{}-d:latest", random_suffix());
+    let tag_modal = format!("atp-test-build-{}-m:latest", random_suffix());
+    let docker_built = build_image(
+        &docker,
+        BuildRequest {
+            dockerfile: spec.to_dockerfile().expect("render"),
+            context: context(&spec),
+            tag: tag_docker.clone(),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let modal_built = build_image(
+        &docker,
+        BuildRequest {
+            dockerfile: modal_dockerfile,
+            tag: tag_modal.clone(),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let check = async {
+        docker_built.expect("dockerfile builds");
+        modal_built.expect("modal layers build");
+        let script = "printf '%s|' \"$ODD\"; cat '/work space/read me.txt'";
+        let expected = format!("{odd}|it's \"quoted\" $HOME \\n\n");
+        for tag in [&tag_docker, &tag_modal] {
+            let (code, out, _) = run_in(&docker, tag, script).await;
+            assert_eq!(code, 0, "{tag}: {out}");
+            assert_eq!(out, expected, "{tag}");
+        }
+        let labels = docker
+            .inspect_image(&tag_docker)
+            .await
+            .expect("inspect")
+            .config
+            .and_then(|c| c.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            labels.get("org.example.dollar").map(String::as_str),
+            Some("$HOME and ${PATH}")
+        );
+    };
+    let outcome = AssertUnwindSafe(check).catch_unwind().await;
+    remove_image(&docker, &tag_docker).await;
+    remove_image(&docker, &tag_modal).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
