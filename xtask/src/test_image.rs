@@ -35,9 +35,22 @@ pub fn run(args: Args) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let rootfs = target.join("atp-test-rootfs");
-    build_rootfs(&root, &rootfs)?;
+    // Build in a private folder so concurrent invocations cannot trample each other, then keep
+    // the result at the stable path for inspection.
+    let staging = target.join(format!("atp-test-rootfs.{}", std::process::id()));
+    build_rootfs(&root, &staging)?;
     let labels = labels(&root)?;
-    import(&rootfs, &args.tag, &labels)?;
+    let imported = import(&staging, &args.tag, &labels);
+    let kept = if imported.is_ok() {
+        let _ = fs::remove_dir_all(&rootfs);
+        fs::rename(&staging, &rootfs).is_ok()
+    } else {
+        false
+    };
+    if !kept {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    imported?;
     println!("built {} from {}", args.tag, rootfs.display());
     for (k, v) in &labels {
         println!("  label {k}={v}");
