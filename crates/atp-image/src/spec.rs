@@ -541,6 +541,11 @@ fn check_command(command: &str) -> std::result::Result<(), String> {
             "a command spans several lines; use one line per command (a list of commands)".into(),
         );
     }
+    if command.trim_end().ends_with('\\') {
+        return Err(format!(
+            "`{command}` ends with a line continuation; split it into a list of commands"
+        ));
+    }
     // `rm` (or `unlink`) of a vital path: every later step and every exec needs `/bin/sh`.
     for segment in command.split(['&', ';', '|']) {
         let words: Vec<&str> = segment.split_whitespace().collect();

@@ -328,6 +328,11 @@ fn multi_line_command_is_rejected() {
         .validate()
         .unwrap_err();
     assert!(e.to_string().contains("one line"), "{e}");
+    let e = small_spec()
+        .step(Step::Run("echo a \\".into()))
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("continuation"), "{e}");
 }
 
 #[test]
