@@ -255,6 +255,7 @@ fn failing_build_names_the_step_and_shows_its_output() {
         "--network",
         "none",
         "--quiet",
+        "--json",
     ]);
     rmi(&tag);
     // The failing step is the first after FROM, so no intermediate image is left behind.
@@ -270,4 +271,20 @@ fn failing_build_names_the_step_and_shows_its_output() {
     );
     assert!(error_line.contains("non-zero code: 42"), "{err}");
     assert!(err.contains("  | step-output-before-failure"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json failure report");
+    assert!(
+        v["step"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Step 2/5 : RUN echo")),
+        "{v}"
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("non-zero code: 42")),
+        "{v}"
+    );
+    assert!(v["last_lines"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|x| x == "step-output-before-failure")));
 }

@@ -62,13 +62,26 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let built = match result {
         Ok(built) => built,
         Err(e) => {
-            if let BuildError::StepFailed { last_lines, .. } = &e {
-                if !last_lines.is_empty() {
-                    eprintln!("last output of the failing step:");
-                    for line in last_lines {
-                        eprintln!("  | {line}");
-                    }
+            let (step, last_lines) = match &e {
+                BuildError::StepFailed {
+                    step, last_lines, ..
+                } => (Some(step.clone()), last_lines.clone()),
+                _ => (None, Vec::new()),
+            };
+            if !last_lines.is_empty() {
+                eprintln!("last output of the failing step:");
+                for line in &last_lines {
+                    eprintln!("  | {line}");
                 }
+            }
+            if global.json {
+                print_json(&json!({
+                    "tag": tag,
+                    "spec": path,
+                    "error": e.to_string(),
+                    "step": step,
+                    "last_lines": last_lines,
+                }))?;
             }
             return Err(e.into());
         }
