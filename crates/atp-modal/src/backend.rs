@@ -756,13 +756,19 @@ impl ComputeSession for ModalSession {
             .unwrap_or(layout::DEFAULT_COMMAND_TIMEOUT);
         let grace = opts.kill_grace.unwrap_or(layout::DEFAULT_KILL_GRACE);
         let backstop = budget + grace + self.backstop_margin;
-        let mut argv = layout::exec_argv(&exec_id, command, budget, grace);
-        if !opts.env.is_empty() {
-            let mut prefix = vec!["env".to_string()];
-            prefix.extend(opts.env.iter().map(|(k, v)| format!("{k}={v}")));
-            prefix.append(&mut argv);
-            argv = prefix;
+        let mut exports = String::new();
+        for (k, v) in &opts.env {
+            let ok = !k.is_empty()
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(BackendError::InvalidInput(format!(
+                    "environment variable name {k:?} is not a shell identifier — use letters, digits and _"
+                )));
+            }
+            exports.push_str(&format!("export {k}={}; ", layout::shell_quote(v)));
         }
+        let argv = layout::exec_argv(&exec_id, &format!("{exports}{command}"), budget, grace);
         let driver = Arc::new(CancelDriver {
             ctx: self.ctx.clone(),
             exec_id: exec_id.clone(),

@@ -1,0 +1,52 @@
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
+use atp_modal_fake::{FakeModal, FakeOptions};
+
+/// Start a fake, or skip loudly (None) when the Docker engine or the test image is missing;
+/// with `ATP_REQUIRE_DOCKER=1` a missing engine fails the test instead.
+pub async fn fake(opts: FakeOptions) -> Option<FakeModal> {
+    match FakeModal::start(opts).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
+            }
+            eprintln!("SKIPPED (no Docker engine / test image): {e}");
+            None
+        }
+    }
+}
+
+pub fn creds(f: &FakeModal) -> ModalCredentials {
+    ModalCredentials::new(f.url(), "ak-test-id", "as-test-secret")
+}
+
+pub fn config() -> ModalConfig {
+    ModalConfig {
+        image: "open-atp".into(),
+        app: "atp-test".into(),
+        warm_command: None,
+        liveness_interval: Duration::from_millis(300),
+        backstop_margin: Duration::from_secs(2),
+        provision_deadline: Duration::from_secs(20),
+        transfer_timeout: Duration::from_secs(60),
+        ..ModalConfig::default()
+    }
+}
+
+pub fn backend(f: &FakeModal) -> ModalBackend {
+    ModalBackend::new(config(), creds(f)).expect("backend")
+}
+
+/// Containers of this fake still present in the engine.
+pub async fn live_containers(f: &FakeModal) -> usize {
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=atp.run-id={}", f.run_id())])
+        .output()
+        .await
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
