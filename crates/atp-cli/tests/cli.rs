@@ -2,6 +2,7 @@
 //!
 //! Tests that need the engine skip loudly without one and fail when `ATP_REQUIRE_DOCKER=1`.
 
+use std::io::Write;
 use std::process::{Command, Output};
 
 use atp_backend::{ComputeBackend, NetworkMode, RunId, SessionOptions};
@@ -46,7 +47,11 @@ async fn engine(test: &str) -> Option<DockerBackend> {
             panic!("{test}: ATP_REQUIRE_DOCKER=1 but: {p}")
         }
         Some(p) => {
-            eprintln!("\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE}: {p}\n");
+            // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE}: {p}\n"
+            );
             None
         }
     }

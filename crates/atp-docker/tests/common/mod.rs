@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use atp_backend::layout::{LABEL_MANAGED, LABEL_RUN_ID};
 use atp_backend::{ComputeBackend, NetworkMode, RunId, SessionOptions};
@@ -36,7 +37,10 @@ pub async fn backend(test: &str) -> Option<DockerBackend> {
         None => Some(b),
         Some(p) if required() => panic!("{test}: ATP_REQUIRE_DOCKER=1 but: {p}"),
         Some(p) => {
-            eprintln!(
+            // Straight to the stderr handle: the test harness captures `eprintln!` of passing
+            // tests, and a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE}: {p}\n!!! \
                  (set ATP_REQUIRE_DOCKER=1 to make this a failure)\n"
             );
