@@ -34,7 +34,7 @@ pub const LAKEFILE: &str = "lakefile.toml";
 /// Invariant: holds [`TOOLCHAIN_FILE`] and [`LAKEFILE`]; names are plain (no `/`, not `.`/`..`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skeleton {
-    /// Where the files came from, for messages (a directory, or "<memory>").
+    /// Where the files came from, for messages (a directory, or a name for in-memory files).
     pub origin: String,
     files: BTreeMap<String, Vec<u8>>,
 }
