@@ -68,14 +68,25 @@ fn default_spec_pins_come_from_the_skeleton() {
     let toolchain = std::fs::read_to_string(images_dir().join("lean/lean-toolchain")).unwrap();
     let pins = spec.pins().expect("pins");
     assert_eq!(pins.lean_toolchain, toolchain.trim());
-    assert_eq!(pins.mathlib_rev, "v4.28.0");
+    let lakefile = std::fs::read_to_string(images_dir().join("lean/lakefile.toml")).unwrap();
+    let rev_line = lakefile
+        .lines()
+        .find(|l| l.trim_start().starts_with("rev"))
+        .expect("a rev line");
+    assert!(
+        rev_line.contains(&format!("\"{}\"", pins.mathlib_rev)),
+        "{rev_line}"
+    );
     // The spec file itself repeats neither pin.
     let text = std::fs::read_to_string(images_dir().join("open-atp.toml")).unwrap();
     assert!(
         !text.contains(toolchain.trim()),
         "spec repeats the toolchain"
     );
-    assert!(!text.contains("v4.28.0"), "spec repeats the Mathlib rev");
+    assert!(
+        !text.contains(&format!("\"{}\"", pins.mathlib_rev)),
+        "spec repeats the Mathlib rev"
+    );
 }
 
 #[test]
