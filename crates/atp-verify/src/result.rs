@@ -118,8 +118,8 @@ impl RunLayout {
         self.logs().join("result.json")
     }
 
-    /// Copy the candidate project into `wd/` (without `.lake` and other hidden entries except
-    /// none are needed) — replacing what was there.
+    /// Copy the candidate project into `wd/` (without `.lake` and `.git`), replacing what was
+    /// there; returns the `.lean` files' texts.
     pub fn save_candidate(&self, project_root: &Path) -> std::io::Result<BTreeMap<String, String>> {
         let wd = self.wd();
         if wd.exists() {
@@ -164,7 +164,8 @@ fn copy_tree(
 
 /// Write logs and result.json for a finished (or failed) verification. Returns the result.
 ///
-/// result.json is written even when the other files cannot be.
+/// `candidate_root` is copied to `wd/` unless it already is `wd/`; its `.lean` files become
+/// `completed_files`. result.json is written even when the other files cannot be.
 pub fn write_result(
     layout: &RunLayout,
     candidate_root: Option<&Path>,
@@ -180,9 +181,19 @@ pub fn write_result(
     };
     let mut completed = BTreeMap::new();
     if let Some(root) = candidate_root {
-        match layout.save_candidate(root) {
-            Ok(f) => completed = f,
-            Err(e) => keep(Err(e)),
+        let same = match (root.canonicalize(), layout.wd().canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            if let Ok(p) = crate::LeanProject::open(root) {
+                completed = p.sources().unwrap_or_default();
+            }
+        } else {
+            match layout.save_candidate(root) {
+                Ok(f) => completed = f,
+                Err(e) => keep(Err(e)),
+            }
         }
     }
     let mut result = match outcome {

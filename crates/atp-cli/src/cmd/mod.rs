@@ -8,6 +8,7 @@ pub mod build_image;
 pub mod doctor;
 pub mod gc;
 pub mod image;
+pub mod verify;
 
 /// Flags every subcommand honours.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,8 @@ pub enum Command {
     BuildImage(build_image::Args),
     /// Render the image spec (Dockerfile / Modal layers) or show an image's Lean pins.
     Image(image::Args),
+    /// Verify a candidate proof (a lake project or .lean files) in a sandbox.
+    Verify(verify::Args),
 }
 
 /// Run a subcommand.
@@ -35,6 +38,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
         Command::Gc(args) => gc::run(args, global).await,
         Command::BuildImage(args) => build_image::run(args, global).await,
         Command::Image(args) => image::run(args, global).await,
+        Command::Verify(args) => verify::run(args, global).await,
     }
 }
 
