@@ -126,17 +126,12 @@ fn changing_the_toolchain_file_changes_every_rendering() {
     let dockerfile = after.to_dockerfile().unwrap();
     assert!(dockerfile.contains("\"atp.lean-toolchain\"=\"leanprover/lean4:v4.99.0\""));
     assert!(dockerfile.contains("ATP_LEAN_TOOLCHAIN=\"leanprover/lean4:v4.99.0\""));
-    assert!(
-        !dockerfile.contains("lean4:v4.28.0"),
-        "old pin left in the Dockerfile"
-    );
+    let old = before.pins().unwrap().lean_toolchain;
+    assert!(!dockerfile.contains(&old), "old pin left in the Dockerfile");
 
     let modal = serde_json::to_string(&after.to_modal_layers().unwrap()).unwrap();
     assert!(modal.contains("ATP_LEAN_TOOLCHAIN=\\\"leanprover/lean4:v4.99.0\\\""));
-    assert!(
-        !modal.contains("lean4:v4.28.0"),
-        "old pin left in the Modal layers"
-    );
+    assert!(!modal.contains(&old), "old pin left in the Modal layers");
     // The skeleton file itself is written into the Modal image with the new content.
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode("leanprover/lean4:v4.99.0\n");
@@ -154,7 +149,10 @@ fn changing_the_mathlib_rev_changes_labels() {
     let text = std::fs::read_to_string(&lakefile).unwrap();
     std::fs::write(
         &lakefile,
-        text.replace("rev = \"v4.28.0\"", "rev = \"abc123\""),
+        text.replace(
+            &format!("rev = \"{}\"", default_spec().pins().unwrap().mathlib_rev),
+            "rev = \"abc123\"",
+        ),
     )
     .unwrap();
     let spec = ImageSpec::load(&tmp.path().join("open-atp.toml")).unwrap();
@@ -373,7 +371,11 @@ fn disagreeing_pins_are_rejected() {
         "base = \"b\"\n[pins]\nlean_toolchain = \"leanprover/lean4:v4.27.0\"\n{OK_TAIL}"
     ));
     assert!(matches!(err, SpecError::PinMismatch { .. }), "{msg}");
-    assert!(msg.contains("v4.27.0") && msg.contains("v4.28.0"), "{msg}");
+    let pins = default_spec().pins().unwrap();
+    assert!(
+        msg.contains("v4.27.0") && msg.contains(&pins.lean_toolchain),
+        "{msg}"
+    );
 
     let (err, msg) = load_err(&format!(
         "base = \"b\"\n[[step]]\nrun = \"elan toolchain install leanprover/lean4:v4.27.0\"\n{OK_TAIL}"
@@ -387,8 +389,10 @@ fn disagreeing_pins_are_rejected() {
     std::fs::write(
         &path,
         format!(
-            "base = \"b\"\n[pins]\nlean_toolchain = \"leanprover/lean4:v4.28.0\"\nmathlib_rev = \"v4.28.0\"\n\
-             [[step]]\nrun = \"elan toolchain install leanprover/lean4:v4.28.0\"\n{OK_TAIL}"
+            "base = \"b\"\n[pins]\nlean_toolchain = \"{t}\"\nmathlib_rev = \"{r}\"\n\
+             [[step]]\nrun = \"elan toolchain install {t}\"\n{OK_TAIL}",
+            t = pins.lean_toolchain,
+            r = pins.mathlib_rev
         ),
     )
     .unwrap();
