@@ -293,3 +293,61 @@ fn failing_build_names_the_step_and_shows_its_output() {
         .as_array()
         .is_some_and(|l| l.iter().any(|x| x == "step-output-before-failure")));
 }
+
+#[test]
+fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
+    if !engine_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Blank the pin labels the test image inherits: an image without atp pins.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BASE}\nLABEL atp.lean-toolchain=\"\" atp.mathlib-rev=\"\"\n"),
+    )
+    .expect("write");
+    let tag = format!("atp-test-build-nolabels-{:x}:latest", std::process::id());
+    let build = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "--network", "none", "-t", &tag])
+        .arg(dir.path())
+        .output()
+        .expect("docker build");
+    let spec = images_dir().join("open-atp.toml");
+    let pins = atp(&[
+        "image",
+        "pins",
+        "--spec",
+        spec.to_str().expect("utf8"),
+        "--image",
+        &tag,
+        "--json",
+    ]);
+    let labelled = atp(&[
+        "image",
+        "pins",
+        "--image",
+        BASE,
+        "--json",
+        "--spec",
+        spec.to_str().expect("utf8"),
+    ]);
+    rmi(&tag);
+    assert!(build.status.success(), "{}", stderr(&build));
+    assert!(pins.status.success(), "{}", stderr(&pins));
+    let v: serde_json::Value = serde_json::from_slice(&pins.stdout).expect("json");
+    let expected = atp_image::ImageSpec::load(&spec).expect("load");
+    assert_eq!(v["pins"]["source"], "spec_defaults");
+    assert_eq!(
+        v["pins"]["lean_toolchain"],
+        expected.pins().expect("pins").lean_toolchain.as_str()
+    );
+    assert_eq!(
+        v["pins"]["spec_hash"],
+        expected.spec_hash().expect("hash").as_str()
+    );
+    // The test image itself is labelled (by `cargo xtask test-image`), without a spec hash.
+    let v: serde_json::Value = serde_json::from_slice(&labelled.stdout).expect("json");
+    assert_eq!(v["pins"]["source"], "labels", "{v}");
+    assert!(v["pins"]["spec_hash"].is_null(), "{v}");
+}
