@@ -5,7 +5,12 @@
 use clap::{Parser, Subcommand};
 
 mod bench_docker;
+mod bench_modal;
 mod build_docker_image;
+mod build_modal_image;
+mod conformance;
+mod bench_verify;
+mod fake_modal;
 mod test_image;
 
 #[derive(Parser)]
@@ -24,6 +29,16 @@ enum Task {
     BenchDocker(bench_docker::Args),
     /// Build the default sandbox image (images/open-atp.toml) with Docker; needs internet.
     BuildDockerImage(build_docker_image::Args),
+    /// Run the fake Modal (loopback control plane + router, sandboxes as local containers).
+    FakeModal(fake_modal::Args),
+    /// Build the default sandbox image on Modal layer by layer and publish it under a name.
+    BuildModalImage(build_modal_image::Args),
+    /// Benchmark the Modal backend's push/exec/pull against the in-process fake Modal.
+    BenchModal(bench_modal::Args),
+    /// Verify every exploit-corpus candidate against its original through the stand-in (needs ATP_EXPLOIT_CORPUS).
+    Conformance(conformance::Args),
+    /// Benchmark the verifier: 16 files with 1, 2 and 4 workers on the stand-in.
+    BenchVerify(bench_verify::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +47,10 @@ fn main() -> anyhow::Result<()> {
         Task::TestImage(args) => test_image::run(args),
         Task::BenchDocker(args) => bench_docker::run(args),
         Task::BuildDockerImage(args) => build_docker_image::run(args),
+        Task::FakeModal(args) => fake_modal::run(args),
+        Task::BuildModalImage(args) => build_modal_image::run(args),
+        Task::BenchModal(args) => bench_modal::run(args),
+        Task::Conformance(args) => conformance::run(args),
+        Task::BenchVerify(args) => bench_verify::run(args),
     }
 }

@@ -676,10 +676,10 @@ impl ModalSession {
 
     /// Stream `src` as tar.gz into `tar -xzf - -C dest` in the sandbox.
     async fn push(&self, src: &Path, dest: &str, file_name: Option<String>) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<Bytes>(8);
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
         let src = src.to_path_buf();
         let packer = tokio::task::spawn_blocking(move || {
-            pack(&src, file_name.as_deref(), true, ChannelWriter::new(tx, 256 * 1024))
+            pack(&src, file_name.as_deref(), true, ChannelWriter::new(tx, STDIN_CHUNK))
                 .and_then(|mut w| std::io::Write::flush(&mut w))
         });
         let q = layout::shell_quote(dest);

@@ -62,6 +62,7 @@ pub struct ChannelWriter {
 
 impl ChannelWriter {
     pub fn new(tx: mpsc::Sender<Bytes>, chunk: usize) -> Self {
+        let chunk = chunk.max(1);
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(chunk),
@@ -81,12 +82,15 @@ impl ChannelWriter {
 }
 
 impl Write for ChannelWriter {
+    /// Sends whole chunks of exactly `chunk` bytes; the rest waits for more data or `flush`.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.chunk {
+        let room = self.chunk - self.buf.len();
+        let take = room.min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == self.chunk {
             self.send()?;
         }
-        Ok(data.len())
+        Ok(take)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -1,0 +1,65 @@
+//! `cargo xtask build-modal-image`: build the default sandbox image (`images/open-atp.toml`) on
+//! Modal layer by layer and publish it under a name — the same as `atp build-modal-image`.
+//!
+//! Needs Modal credentials (`modal setup` or MODAL_TOKEN_ID / MODAL_TOKEN_SECRET); set
+//! MODAL_SERVER_URL to a `cargo xtask fake-modal` URL to try it locally.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use atp_image::ImageSpec;
+use atp_modal::{LayerSpec, ModalClient, ModalCredentials};
+
+/// Arguments of `cargo xtask build-modal-image`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Name to publish under (`name[:tag]`, tag `latest` by default).
+    #[arg(long, default_value = "open-atp")]
+    pub name: String,
+    /// Modal app the build runs in.
+    #[arg(long, default_value = "open-atp")]
+    pub app: String,
+    /// Rebuild every layer instead of reusing Modal's cache.
+    #[arg(long)]
+    pub force: bool,
+    /// Spec file (default: `images/open-atp.toml` of this workspace).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let spec_path = match args.spec {
+        Some(path) => path,
+        None => crate::test_image::workspace_root()?.join(atp_image::default_spec_path()),
+    };
+    let spec = ImageSpec::load(&spec_path)?;
+    let layers: Vec<LayerSpec> = spec
+        .to_modal_layers()?
+        .into_iter()
+        .map(|l| LayerSpec {
+            base: l.base,
+            dockerfile_commands: l.dockerfile_commands,
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let creds = ModalCredentials::from_env()?;
+        let client = ModalClient::new(creds)?;
+        let app = client.app_get_or_create(&args.app, true).await?;
+        println!("building {} layers in app {} ({app})", layers.len(), args.app);
+        let id = client
+            .image_build(&app, &layers, args.force, &mut |l: &str| print!("    {l}"))
+            .await?;
+        client.image_publish(&id, &args.name).await?;
+        let tag = atp_modal::client::normalize_tag(&args.name);
+        println!("published {tag} = {id} from {}", spec_path.display());
+        for (k, v) in spec.pin_env()? {
+            println!("  pin {k}={v}");
+        }
+        println!(
+            "the Modal backend finds it by name: atp verify --backend modal --modal-image {}",
+            args.name
+        );
+        Ok(())
+    })
+}
