@@ -9,6 +9,7 @@
 //! - [`result`]: [`ProofResult`] and the output directory layout.
 
 pub mod check;
+pub mod corpus;
 pub mod lexer;
 pub mod parse;
 pub mod probe;
