@@ -25,7 +25,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(bench(args))
 }
 
@@ -34,7 +36,10 @@ async fn bench(args: Args) -> Result<()> {
         network: NetworkMode::None,
         ..DockerConfig::for_image(args.image.clone())
     }));
-    backend.image_info().await.with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
+    backend
+        .image_info()
+        .await
+        .with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
     let tmp = tempfile::tempdir()?;
     for (name, text) in skeleton_files() {
         std::fs::write(tmp.path().join(name), text)?;
@@ -51,25 +56,39 @@ async fn bench(args: Args) -> Result<()> {
         "bench-verify: {} files, stand-in delay {} ms per file, image {}",
         args.files, args.delay_ms, args.image
     );
-    println!("{:>7}  {:>10}  {:>12}  {:>14}", "workers", "wall (s)", "compile (s)", "vs sequential");
+    println!(
+        "{:>7}  {:>10}  {:>12}  {:>14}",
+        "workers", "wall (s)", "compile (s)", "vs sequential"
+    );
     let mut base: Option<f64> = None;
     for workers in [1usize, 2, 4] {
         let v = Verifier::new(backend.clone()).with_options(VerifyOptions {
             workers: Some(workers),
             timeout: Duration::from_secs(300),
-            env: BTreeMap::from([("ATP_STANDIN_DELAY_MS".to_string(), args.delay_ms.to_string())]),
+            env: BTreeMap::from([(
+                "ATP_STANDIN_DELAY_MS".to_string(),
+                args.delay_ms.to_string(),
+            )]),
             ..Default::default()
         });
         let t = Instant::now();
         let out = v.verify(&project, None).await?;
         let wall = t.elapsed().as_secs_f64();
         if !out.report.verified {
-            bail!("the benchmark project did not verify: {}", out.report.reason());
+            bail!(
+                "the benchmark project did not verify: {}",
+                out.report.reason()
+            );
         }
         let compile = out.report.duration.as_secs_f64();
         let b = *base.get_or_insert(compile);
-        println!("{workers:>7}  {wall:>10.2}  {compile:>12.2}  {:>13.2}x", b / compile);
+        println!(
+            "{workers:>7}  {wall:>10.2}  {compile:>12.2}  {:>13.2}x",
+            b / compile
+        );
     }
-    println!("(compile = the verification exec inside the sandbox; wall adds sandbox create/teardown)");
+    println!(
+        "(compile = the verification exec inside the sandbox; wall adds sandbox create/teardown)"
+    );
     Ok(())
 }

@@ -31,14 +31,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let corpus = match args.corpus.clone().or_else(|| std::env::var_os("ATP_EXPLOIT_CORPUS").map(PathBuf::from)) {
+    let corpus = match args
+        .corpus
+        .clone()
+        .or_else(|| std::env::var_os("ATP_EXPLOIT_CORPUS").map(PathBuf::from))
+    {
         Some(c) => c,
         None => {
             println!("conformance skipped: set ATP_EXPLOIT_CORPUS (or --corpus) to the exploit corpus directory");
             return Ok(());
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(conformance(args, corpus))
 }
 
@@ -77,10 +83,19 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-async fn one(b: Arc<dyn ComputeBackend>, case: CorpusCase, sv: String, tmp: PathBuf) -> Result<Row> {
+async fn one(
+    b: Arc<dyn ComputeBackend>,
+    case: CorpusCase,
+    sv: String,
+    tmp: PathBuf,
+) -> Result<Row> {
     let cand = materialize(&tmp.join("candidate"), &case.candidate)?;
     let orig = materialize(&tmp.join("original"), &case.original)?;
-    let source = source_checks(&case.candidate, Some(&case.original), &VerifyPolicy::default());
+    let source = source_checks(
+        &case.candidate,
+        Some(&case.original),
+        &VerifyPolicy::default(),
+    );
     let v = Verifier::new(b)
         .with_options(VerifyOptions {
             timeout: Duration::from_secs(120),
@@ -91,7 +106,13 @@ async fn one(b: Arc<dyn ComputeBackend>, case: CorpusCase, sv: String, tmp: Path
     let (verdict, reason, lean_refused) = match v {
         Ok(v) => {
             let r = &v.report;
-            let verdict = if r.verified { "verified" } else if r.timed_out { "timeout" } else { "refused" };
+            let verdict = if r.verified {
+                "verified"
+            } else if r.timed_out {
+                "timeout"
+            } else {
+                "refused"
+            };
             let lean = r.violations.iter().any(|x| x.from_lean);
             let mut kinds: Vec<&str> = Vec::new();
             for x in &r.violations {
@@ -122,7 +143,8 @@ async fn one(b: Arc<dyn ComputeBackend>, case: CorpusCase, sv: String, tmp: Path
 }
 
 async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
-    let cases = corpus::load(&corpus).with_context(|| format!("reading corpus {}", corpus.display()))?;
+    let cases =
+        corpus::load(&corpus).with_context(|| format!("reading corpus {}", corpus.display()))?;
     if cases.is_empty() {
         bail!("{}: no originals/<Category>/<Name>.lean with a matching candidate — is this the exploit corpus?", corpus.display());
     }
@@ -132,7 +154,10 @@ async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
         network: NetworkMode::None,
         ..DockerConfig::for_image(args.image.clone())
     }));
-    backend.image_info().await.with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
+    backend
+        .image_info()
+        .await
+        .with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
     let tmp = tempfile::tempdir()?;
     let sem = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut tasks = Vec::new();
@@ -158,17 +183,41 @@ async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
     let from_source = refused.iter().filter(|r| r.source_refused).count();
     let lean_only = refused.iter().filter(|r| !r.source_refused).count();
     let lean_too = refused.iter().filter(|r| r.lean_refused).count();
-    let passed: Vec<&str> = exploits.iter().filter(|r| r.verdict != "refused").map(|r| r.id.as_str()).collect();
-    let sv_detected = exploits.iter().filter(|r| r.safeverify.starts_with("detected")).count();
+    let passed: Vec<&str> = exploits
+        .iter()
+        .filter(|r| r.verdict != "refused")
+        .map(|r| r.id.as_str())
+        .collect();
+    let sv_detected = exploits
+        .iter()
+        .filter(|r| r.safeverify.starts_with("detected"))
+        .count();
     println!();
     println!("summary:");
-    println!("  Valid/ candidates verified:            {valid_ok}/{}", valid.len());
-    println!("  exploit candidates refused:            {}/{}", refused.len(), exploits.len());
+    println!(
+        "  Valid/ candidates verified:            {valid_ok}/{}",
+        valid.len()
+    );
+    println!(
+        "  exploit candidates refused:            {}/{}",
+        refused.len(),
+        exploits.len()
+    );
     println!("    refused from the source alone:       {from_source}");
     println!("    refused only via Lean's output:      {lean_only} (through the stand-in)");
     println!("    also refused by Lean-level checks:   {lean_too} (sorry warnings, probe axioms, errors via the stand-in)");
-    println!("  not refused (need real Lean, or honest): {}", if passed.is_empty() { "none".to_string() } else { passed.join(", ") });
-    println!("  SafeVerify detects (same exploits):    {sv_detected}/{}", exploits.len());
+    println!(
+        "  not refused (need real Lean, or honest): {}",
+        if passed.is_empty() {
+            "none".to_string()
+        } else {
+            passed.join(", ")
+        }
+    );
+    println!(
+        "  SafeVerify detects (same exploits):    {sv_detected}/{}",
+        exploits.len()
+    );
     if valid_ok != valid.len() {
         bail!("an honest Valid/ candidate was not verified");
     }

@@ -9,7 +9,9 @@ use std::process::Command;
 const TEST_IMAGE: &str = "atp-test:latest";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
@@ -21,7 +23,8 @@ fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
         .output()
         .expect("atp runs");
     let result: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("logs/result.json")).expect("result.json is always written"),
+        &std::fs::read_to_string(out.join("logs/result.json"))
+            .expect("result.json is always written"),
     )
     .expect("result.json is JSON");
     (
@@ -49,7 +52,10 @@ fn engine_ready(test: &str) -> bool {
 #[test]
 fn bad_input_writes_result_json_with_the_error() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let (code, out, r) = atp(&[fixture("missing_lakefile").to_str().expect("utf8")], &tmp.path().join("a"));
+    let (code, out, r) = atp(
+        &[fixture("missing_lakefile").to_str().expect("utf8")],
+        &tmp.path().join("a"),
+    );
     assert_eq!(code, 2, "{out}");
     assert_eq!(r["status"], "error");
     assert_eq!(r["error"]["kind"], "missing_lakefile");
@@ -74,8 +80,18 @@ fn verdicts_exit_codes_and_named_reasons() {
         ("sorry_example", 1, "unverified", Some("sorry")),
         ("user_axiom", 1, "unverified", Some("axiom")),
         ("native_decide", 1, "unverified", Some("native_decide")),
-        ("changed_statement", 1, "unverified", Some("statement_changed")),
-        ("deleted_theorem", 1, "unverified", Some("statement_missing")),
+        (
+            "changed_statement",
+            1,
+            "unverified",
+            Some("statement_changed"),
+        ),
+        (
+            "deleted_theorem",
+            1,
+            "unverified",
+            Some("statement_missing"),
+        ),
         ("exit", 1, "unverified", Some("exit")),
         ("broken_proof", 1, "unverified", Some("compile_error")),
         ("mismatched_toolchain", 2, "error", None),
@@ -84,27 +100,54 @@ fn verdicts_exit_codes_and_named_reasons() {
     for (name, want_code, want_status, reason) in cases {
         let out = tmp.path().join(name);
         let (code, text, r) = atp(
-            &[fixture(name).to_str().expect("utf8"), "--original", orig.to_str().expect("utf8"), "--json"],
+            &[
+                fixture(name).to_str().expect("utf8"),
+                "--original",
+                orig.to_str().expect("utf8"),
+                "--json",
+            ],
             &out,
         );
         assert_eq!(code, *want_code, "{name}: {text}");
         assert_eq!(r["status"], *want_status, "{name}");
-        let printed: serde_json::Value = serde_json::from_str(text.lines().take_while(|l| !l.starts_with("error:")).collect::<Vec<_>>().join("\n").as_str()).expect("--json prints the result");
+        let printed: serde_json::Value = serde_json::from_str(
+            text.lines()
+                .take_while(|l| !l.starts_with("error:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_str(),
+        )
+        .expect("--json prints the result");
         assert_eq!(printed["status"], r["status"]);
         if let Some(kind) = reason {
-            let kinds: Vec<&str> = r["verification"]["violations"].as_array().expect("violations").iter().filter_map(|v| v["kind"].as_str()).collect();
+            let kinds: Vec<&str> = r["verification"]["violations"]
+                .as_array()
+                .expect("violations")
+                .iter()
+                .filter_map(|v| v["kind"].as_str())
+                .collect();
             assert!(kinds.contains(kind), "{name}: {kinds:?}");
         }
         if *want_status != "error" {
-            assert!(out.join("wd/Fixture.lean").is_file(), "{name}: candidate saved");
+            assert!(
+                out.join("wd/Fixture.lean").is_file(),
+                "{name}: candidate saved"
+            );
             assert!(out.join("logs/compile.log").is_file());
         }
     }
     assert_eq!(
-        tmp.path().join("mismatched_toolchain").join("logs/result.json").exists(),
+        tmp.path()
+            .join("mismatched_toolchain")
+            .join("logs/result.json")
+            .exists(),
         true
     );
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("mismatched_toolchain/logs/result.json")).expect("r")).expect("json");
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("mismatched_toolchain/logs/result.json"))
+            .expect("r"),
+    )
+    .expect("json");
     assert_eq!(r["error"]["kind"], "toolchain_mismatch");
 }
 
@@ -116,9 +159,15 @@ fn human_summary_lists_files_and_violations() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (code, text, _) = atp(
         &[
-            fixture("changed_statement").join("Fixture.lean").to_str().expect("utf8"),
+            fixture("changed_statement")
+                .join("Fixture.lean")
+                .to_str()
+                .expect("utf8"),
             "--original",
-            fixture("original").join("Fixture.lean").to_str().expect("utf8"),
+            fixture("original")
+                .join("Fixture.lean")
+                .to_str()
+                .expect("utf8"),
             "--workers",
             "1",
         ],
@@ -127,5 +176,8 @@ fn human_summary_lists_files_and_violations() {
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("UNVERIFIED"), "{text}");
     assert!(text.contains("Fixture.lean  yes"), "{text}");
-    assert!(text.contains("Fixture.lean:14  statement_changed [Fixture.two_mul']"), "{text}");
+    assert!(
+        text.contains("Fixture.lean:14  statement_changed [Fixture.two_mul']"),
+        "{text}"
+    );
 }

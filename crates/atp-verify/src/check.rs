@@ -34,7 +34,11 @@ use crate::source::{parse, Command, SourceFile};
 pub const STANDARD_AXIOMS: &[&str] = &["propext", "Classical.choice", "Quot.sound"];
 
 /// Axioms that `native_decide` / `decide +native` introduce.
-pub const NATIVE_AXIOMS: &[&str] = &["Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler"];
+pub const NATIVE_AXIOMS: &[&str] = &[
+    "Lean.ofReduceBool",
+    "Lean.ofReduceNat",
+    "Lean.trustCompiler",
+];
 
 /// Import roots trusted without source in the project.
 pub const TRUSTED_IMPORT_ROOTS: &[&str] = &[
@@ -187,7 +191,12 @@ pub fn red_flags(
             if c.keyword == "axiom" {
                 let name = c.full_name.clone().unwrap_or_default();
                 if !policy.allowed_axioms.contains(&name) {
-                    push(ViolationKind::Axiom, c.line, decl.clone(), format!("declares axiom `{name}`"));
+                    push(
+                        ViolationKind::Axiom,
+                        c.line,
+                        decl.clone(),
+                        format!("declares axiom `{name}`"),
+                    );
                 }
             }
             if SYNTAX_KEYWORDS.contains(&c.keyword.as_str()) && !in_original {
@@ -195,21 +204,43 @@ pub fn red_flags(
                     ViolationKind::SyntaxExtension,
                     c.line,
                     None,
-                    format!("new `{}` not in the original can change how statements parse: `{}`", c.keyword, short(&c.text)),
+                    format!(
+                        "new `{}` not in the original can change how statements parse: `{}`",
+                        c.keyword,
+                        short(&c.text)
+                    ),
                 );
             }
-            if matches!(c.keyword.as_str(), "elab" | "elab_rules" | "initialize" | "builtin_initialize" | "#eval" | "simproc" | "dsimproc")
-                && !in_original
+            if matches!(
+                c.keyword.as_str(),
+                "elab"
+                    | "elab_rules"
+                    | "initialize"
+                    | "builtin_initialize"
+                    | "#eval"
+                    | "simproc"
+                    | "dsimproc"
+            ) && !in_original
             {
                 let kind = if c.keyword.contains("initialize") {
                     ViolationKind::InitHook
                 } else {
                     ViolationKind::Metaprogramming
                 };
-                push(kind, c.line, None, format!("`{}` runs code during elaboration and can forge declarations", c.keyword));
+                push(
+                    kind,
+                    c.line,
+                    None,
+                    format!(
+                        "`{}` runs code during elaboration and can forge declarations",
+                        c.keyword
+                    ),
+                );
             }
             let new_instance = (c.keyword == "instance"
-                || c.attributes.iter().any(|a| a == "instance" || a == "default_instance"))
+                || c.attributes
+                    .iter()
+                    .any(|a| a == "instance" || a == "default_instance"))
                 && !in_original;
             if new_instance {
                 let scope = if c.modifiers.iter().any(|m| m == "local" || m == "scoped") {
@@ -226,7 +257,10 @@ pub fn red_flags(
             }
             if c.keyword == "attribute" && !in_original {
                 let toks = &file.tokens[c.tokens.clone()];
-                if toks.iter().any(|t| t.is("instance") || t.is("default_instance")) {
+                if toks
+                    .iter()
+                    .any(|t| t.is("instance") || t.is("default_instance"))
+                {
                     push(
                         ViolationKind::NewInstance,
                         c.line,
@@ -236,7 +270,8 @@ pub fn red_flags(
                 }
             }
             // attributes, written @[…] or attribute […]
-            let mut attrs: Vec<(String, usize)> = c.attributes.iter().map(|a| (a.clone(), c.line)).collect();
+            let mut attrs: Vec<(String, usize)> =
+                c.attributes.iter().map(|a| (a.clone(), c.line)).collect();
             if c.keyword == "attribute" {
                 let toks = &file.tokens[c.tokens.clone()];
                 let mut inside = false;
@@ -252,11 +287,26 @@ pub fn red_flags(
             }
             for (a, line) in attrs {
                 let (kind, what) = match a.as_str() {
-                    "implemented_by" => (ViolationKind::ImplementedBy, "@[implemented_by] makes compiled code differ from the kernel's definition"),
-                    "extern" => (ViolationKind::Extern, "@[extern] binds a definition to foreign code"),
-                    "export" => (ViolationKind::Extern, "@[export] exposes a definition to foreign code"),
-                    "csimp" => (ViolationKind::Csimp, "@[csimp] replaces a function in compiled code"),
-                    "init" | "builtin_init" => (ViolationKind::InitHook, "@[init] runs code when the module loads"),
+                    "implemented_by" => (
+                        ViolationKind::ImplementedBy,
+                        "@[implemented_by] makes compiled code differ from the kernel's definition",
+                    ),
+                    "extern" => (
+                        ViolationKind::Extern,
+                        "@[extern] binds a definition to foreign code",
+                    ),
+                    "export" => (
+                        ViolationKind::Extern,
+                        "@[export] exposes a definition to foreign code",
+                    ),
+                    "csimp" => (
+                        ViolationKind::Csimp,
+                        "@[csimp] replaces a function in compiled code",
+                    ),
+                    "init" | "builtin_init" => (
+                        ViolationKind::InitHook,
+                        "@[init] runs code when the module loads",
+                    ),
                     _ => continue,
                 };
                 push(kind, line, decl.clone(), what.to_string());
@@ -269,17 +319,32 @@ pub fn red_flags(
             let decl = enclosing_decl(file, i);
             if is_sorry_token(t) {
                 if seen_sorry_lines.insert(t.line) {
-                    push(ViolationKind::Sorry, t.line, decl.clone(), format!("`{}` at {}:{}", t.text, t.line, t.col));
+                    push(
+                        ViolationKind::Sorry,
+                        t.line,
+                        decl.clone(),
+                        format!("`{}` at {}:{}", t.text, t.line, t.col),
+                    );
                 }
                 continue;
             }
             if t.is("#exit") {
-                push(ViolationKind::Exit, t.line, None, "`#exit` stops Lean before the rest of the file is checked".into());
+                push(
+                    ViolationKind::Exit,
+                    t.line,
+                    None,
+                    "`#exit` stops Lean before the rest of the file is checked".into(),
+                );
             }
             if t.kind == TokenKind::Ident && t.text == "set_option" {
                 if let Some(opt) = toks.get(i + 1) {
                     if opt.text.starts_with("debug.") {
-                        push(ViolationKind::DebugOption, t.line, decl.clone(), format!("`set_option {}` changes what Lean checks", opt.text));
+                        push(
+                            ViolationKind::DebugOption,
+                            t.line,
+                            decl.clone(),
+                            format!("`set_option {}` changes what Lean checks", opt.text),
+                        );
                     }
                 }
             }
@@ -288,13 +353,31 @@ pub fn red_flags(
             }
             let last = t.last_component();
             if t.text == "unsafe" || last.starts_with("unsafe") {
-                push(ViolationKind::Unsafe, t.line, decl.clone(), format!("`{}` bypasses the kernel", t.text));
+                push(
+                    ViolationKind::Unsafe,
+                    t.line,
+                    decl.clone(),
+                    format!("`{}` bypasses the kernel", t.text),
+                );
             } else if META_IDENTS.contains(&t.text.as_str()) || META_LAST.contains(&last) {
-                push(ViolationKind::Metaprogramming, t.line, decl.clone(), format!("`{}` runs code during elaboration and can forge declarations", t.text));
+                push(
+                    ViolationKind::Metaprogramming,
+                    t.line,
+                    decl.clone(),
+                    format!(
+                        "`{}` runs code during elaboration and can forge declarations",
+                        t.text
+                    ),
+                );
             } else if NATIVE_LAST.contains(&last)
                 || (t.text == "native" && i > 0 && toks[i - 1].is_sym("+"))
             {
-                push(ViolationKind::NativeDecide, t.line, decl.clone(), format!("`{}` trusts compiled code (Lean.ofReduceBool)", t.text));
+                push(
+                    ViolationKind::NativeDecide,
+                    t.line,
+                    decl.clone(),
+                    format!("`{}` trusts compiled code (Lean.ofReduceBool)", t.text),
+                );
             }
         }
     }
@@ -335,8 +418,16 @@ fn context_diff(orig: &Command, cand: &Command) -> Option<String> {
     let removed: Vec<&&String> = o.difference(&n).collect();
     Some(format!(
         "scope changed (added: [{}]; removed: [{}])",
-        added.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
-        removed.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        added
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        removed
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -386,7 +477,11 @@ pub fn statement_check(
             .iter()
             .map(|c| (strip_noncomputable(&c.text), c))
             .collect();
-        let cand_examples: Vec<&Command> = cfile.commands.iter().filter(|c| c.keyword == "example").collect();
+        let cand_examples: Vec<&Command> = cfile
+            .commands
+            .iter()
+            .filter(|c| c.keyword == "example")
+            .collect();
         let mut next_example = 0usize;
         let mut example_no = 0usize;
         for oc in &ofile.commands {
@@ -403,14 +498,22 @@ pub fn statement_check(
                     None => {
                         let hint = cand_examples
                             .get(next_example)
-                            .map(|c| format!("; candidate's next example: `{}`", short(c.signature.as_deref().unwrap_or(""))))
+                            .map(|c| {
+                                format!(
+                                    "; candidate's next example: `{}`",
+                                    short(c.signature.as_deref().unwrap_or(""))
+                                )
+                            })
                             .unwrap_or_default();
                         out.push(Violation::source(
                             ViolationKind::StatementChanged,
                             rel,
                             Some(oc.line),
                             Some(label.clone()),
-                            format!("{label} (`{}`) is missing or changed{hint}", short(oc.signature.as_deref().unwrap_or(""))),
+                            format!(
+                                "{label} (`{}`) is missing or changed{hint}",
+                                short(oc.signature.as_deref().unwrap_or(""))
+                            ),
                         ));
                     }
                 }
@@ -431,42 +534,88 @@ pub fn statement_check(
                     let (ok, ov, os) = header(oc);
                     let (ck, cv, cs) = header(cc);
                     if ok != ck {
-                        out.push(Violation::source(ViolationKind::StatementChanged, rel, Some(cc.line), Some(name.clone()),
-                            format!("`{name}` is a {ok} in the original but a {ck} in the candidate")));
+                        out.push(Violation::source(
+                            ViolationKind::StatementChanged,
+                            rel,
+                            Some(cc.line),
+                            Some(name.clone()),
+                            format!(
+                                "`{name}` is a {ok} in the original but a {ck} in the candidate"
+                            ),
+                        ));
                     } else if ov != cv {
-                        out.push(Violation::source(ViolationKind::StatementChanged, rel, Some(cc.line), Some(name.clone()),
-                            format!("`{name}` is {ov} in the original but {cv} in the candidate")));
+                        out.push(Violation::source(
+                            ViolationKind::StatementChanged,
+                            rel,
+                            Some(cc.line),
+                            Some(name.clone()),
+                            format!("`{name}` is {ov} in the original but {cv} in the candidate"),
+                        ));
                     } else if os != cs {
-                        out.push(Violation::source(ViolationKind::StatementChanged, rel, Some(cc.line), Some(name.clone()),
-                            format!("statement of `{name}` changed: original `{}`, candidate `{}`", short(&os), short(&cs))));
+                        out.push(Violation::source(
+                            ViolationKind::StatementChanged,
+                            rel,
+                            Some(cc.line),
+                            Some(name.clone()),
+                            format!(
+                                "statement of `{name}` changed: original `{}`, candidate `{}`",
+                                short(&os),
+                                short(&cs)
+                            ),
+                        ));
                     } else if let Some(d) = context_diff(oc, cc) {
-                        out.push(Violation::source(ViolationKind::ContextChanged, rel, Some(cc.line), Some(name.clone()),
-                            format!("`{name}`: {d}")));
+                        out.push(Violation::source(
+                            ViolationKind::ContextChanged,
+                            rel,
+                            Some(cc.line),
+                            Some(name.clone()),
+                            format!("`{name}`: {d}"),
+                        ));
                     }
                 } else if strip_noncomputable(&oc.text) != strip_noncomputable(&cc.text) {
                     out.push(Violation::source(ViolationKind::StatementChanged, rel, Some(cc.line), Some(name.clone()),
                         format!("{} must stay as in the original (the statements depend on it): original `{}`, candidate `{}`",
                             oc.label(), short(&oc.text), short(&cc.text))));
                 } else if let Some(d) = context_diff(oc, cc) {
-                    out.push(Violation::source(ViolationKind::ContextChanged, rel, Some(cc.line), Some(name.clone()),
-                        format!("`{name}`: {d}")));
+                    out.push(Violation::source(
+                        ViolationKind::ContextChanged,
+                        rel,
+                        Some(cc.line),
+                        Some(name.clone()),
+                        format!("`{name}`: {d}"),
+                    ));
                 }
             } else if is_content_command(oc) {
                 checked_statement = false;
                 if !cand_texts.contains_key(&strip_noncomputable(&oc.text)) {
-                    out.push(Violation::source(ViolationKind::StatementMissing, rel, Some(oc.line), None,
-                        format!("`{}` of the original is missing or changed", short(&oc.text))));
+                    out.push(Violation::source(
+                        ViolationKind::StatementMissing,
+                        rel,
+                        Some(oc.line),
+                        None,
+                        format!(
+                            "`{}` of the original is missing or changed",
+                            short(&oc.text)
+                        ),
+                    ));
                 }
             } else {
                 checked_statement = false;
             }
             if checked_statement {
-                let label = oc.full_name.clone().unwrap_or_else(|| format!("example #{example_no}"));
+                let label = oc
+                    .full_name
+                    .clone()
+                    .unwrap_or_else(|| format!("example #{example_no}"));
                 if let Some(sig) = &oc.signature {
                     for t in crate::lexer::tokenize(sig) {
                         if t.kind == TokenKind::Ident {
-                            statement_idents.entry(t.last_component().to_string()).or_insert_with(|| label.clone());
-                            statement_idents.entry(t.text.clone()).or_insert_with(|| label.clone());
+                            statement_idents
+                                .entry(t.last_component().to_string())
+                                .or_insert_with(|| label.clone());
+                            statement_idents
+                                .entry(t.text.clone())
+                                .or_insert_with(|| label.clone());
                         }
                     }
                 }
@@ -499,8 +648,18 @@ pub fn statement_check(
 fn is_content_command(c: &Command) -> bool {
     !matches!(
         c.keyword.as_str(),
-        "namespace" | "section" | "end" | "open" | "variable" | "universe" | "import" | "set_option"
-            | "include" | "omit" | "export" | "mutual"
+        "namespace"
+            | "section"
+            | "end"
+            | "open"
+            | "variable"
+            | "universe"
+            | "import"
+            | "set_option"
+            | "include"
+            | "omit"
+            | "export"
+            | "mutual"
     ) && !c.keyword.starts_with('#')
 }
 

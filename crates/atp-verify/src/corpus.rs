@@ -36,12 +36,19 @@ fn rel_of(cat: &str, name: &str) -> String {
 
 /// Add `rel` and, transitively, every `LeanTestProject.*` module it imports, looking in
 /// `dirs` in order.
-fn add_with_imports(dirs: &[&Path], rel: &str, out: &mut BTreeMap<String, String>) -> std::io::Result<()> {
+fn add_with_imports(
+    dirs: &[&Path],
+    rel: &str,
+    out: &mut BTreeMap<String, String>,
+) -> std::io::Result<()> {
     if out.contains_key(rel) {
         return Ok(());
     }
     let inner = rel.trim_start_matches(&format!("{CORPUS_ROOT_MODULE}/"));
-    let Some(text) = dirs.iter().find_map(|d| std::fs::read_to_string(d.join(inner)).ok()) else {
+    let Some(text) = dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join(inner)).ok())
+    else {
         return Ok(()); // an unresolvable import: Lean reports it
     };
     let imports: Vec<String> = crate::source::parse(&text)
@@ -62,18 +69,24 @@ pub fn load(corpus: &Path) -> std::io::Result<Vec<CorpusCase>> {
     let originals = corpus.join("originals");
     let candidates = corpus.join("candidates");
     let mut cases = Vec::new();
-    let mut cats: Vec<_> = std::fs::read_dir(&originals)?.filter_map(|e| e.ok()).collect();
+    let mut cats: Vec<_> = std::fs::read_dir(&originals)?
+        .filter_map(|e| e.ok())
+        .collect();
     cats.sort_by_key(|e| e.file_name());
     for cat in cats {
         if !cat.path().is_dir() {
             continue;
         }
         let category = cat.file_name().to_string_lossy().into_owned();
-        let mut files: Vec<_> = std::fs::read_dir(cat.path())?.filter_map(|e| e.ok()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(cat.path())?
+            .filter_map(|e| e.ok())
+            .collect();
         files.sort_by_key(|e| e.file_name());
         for f in files {
             let fname = f.file_name().to_string_lossy().into_owned();
-            let Some(name) = fname.strip_suffix(".lean") else { continue };
+            let Some(name) = fname.strip_suffix(".lean") else {
+                continue;
+            };
             if !candidates.join(&category).join(&fname).is_file() {
                 continue;
             }
@@ -103,7 +116,12 @@ pub fn safeverify_verdicts(markdown: &str) -> BTreeMap<String, String> {
         if !line.starts_with("| ") || cols.len() < 5 {
             continue;
         }
-        let id = cols[0].trim_start_matches("| ").split(' ').next().unwrap_or("").to_string();
+        let id = cols[0]
+            .trim_start_matches("| ")
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_string();
         if !id.contains('/') {
             continue;
         }
@@ -111,7 +129,13 @@ pub fn safeverify_verdicts(markdown: &str) -> BTreeMap<String, String> {
         let detail = cell
             .split("</summary>")
             .nth(1)
-            .map(|d| d.split("</details>").next().unwrap_or("").trim().to_string())
+            .map(|d| {
+                d.split("</details>")
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default();
         let verdict = if cell.contains('🛑') {
             "detected"
@@ -120,7 +144,11 @@ pub fn safeverify_verdicts(markdown: &str) -> BTreeMap<String, String> {
         } else {
             "n/a"
         };
-        let v = if detail.is_empty() { verdict.to_string() } else { format!("{verdict}: {detail}") };
+        let v = if detail.is_empty() {
+            verdict.to_string()
+        } else {
+            format!("{verdict}: {detail}")
+        };
         out.insert(id, v);
     }
     out
@@ -147,11 +175,17 @@ mod tests {
             std::fs::write(p, t).expect("w");
         };
         w("originals/T/Top.lean", "theorem t : True := sorry");
-        w("candidates/T/Top.lean", "import LeanTestProject.T.Lib\ntheorem t : True := l");
+        w(
+            "candidates/T/Top.lean",
+            "import LeanTestProject.T.Lib\ntheorem t : True := l",
+        );
         w("candidates/T/Lib.lean", "axiom l : True");
         let cases = load(d.path()).expect("load");
         assert_eq!(cases.len(), 1);
-        assert_eq!(cases[0].candidate.keys().collect::<Vec<_>>(), vec!["LeanTestProject/T/Lib.lean", "LeanTestProject/T/Top.lean"]);
+        assert_eq!(
+            cases[0].candidate.keys().collect::<Vec<_>>(),
+            vec!["LeanTestProject/T/Lib.lean", "LeanTestProject/T/Top.lean"]
+        );
         assert_eq!(cases[0].original.len(), 1);
     }
 }

@@ -213,13 +213,11 @@ fn lex_one(cur: &mut Cursor<'_>, c: char, prev: Option<&Token>) -> TokenKind {
             loop {
                 match cur.bump() {
                     None => break,
-                    Some('"') => {
-                        if (0..hashes).all(|k| cur.peek(k) == Some('#')) {
-                            for _ in 0..hashes {
-                                cur.bump();
-                            }
-                            break;
+                    Some('"') if (0..hashes).all(|k| cur.peek(k) == Some('#')) => {
+                        for _ in 0..hashes {
+                            cur.bump();
                         }
+                        break;
                     }
                     _ => {}
                 }
@@ -391,8 +389,12 @@ mod tests {
     #[test]
     fn comments_and_literals_hide_sorry() {
         assert!(!contains_sorry("-- sorry\ntheorem t : P := rfl"));
-        assert!(!contains_sorry("/- a /- nested sorry -/ still comment sorry -/ def x := 1"));
-        assert!(!contains_sorry("/-- doc: sorry -/ theorem t : True := trivial"));
+        assert!(!contains_sorry(
+            "/- a /- nested sorry -/ still comment sorry -/ def x := 1"
+        ));
+        assert!(!contains_sorry(
+            "/-- doc: sorry -/ theorem t : True := trivial"
+        ));
         assert!(!contains_sorry("def s := \"sorry\""));
         assert!(!contains_sorry("def s := \"esc \\\" sorry\""));
         assert!(!contains_sorry("def s := r#\"raw \" sorry\"#"));
@@ -405,7 +407,10 @@ mod tests {
     #[test]
     fn primes_are_identifier_characters_not_char_literals() {
         assert_eq!(texts("h' x'' 'a' f'"), vec!["h'", "x''", "'a'", "f'"]);
-        assert_eq!(texts("Scope.fromBytes'_append"), vec!["Scope.fromBytes'_append"]);
+        assert_eq!(
+            texts("Scope.fromBytes'_append"),
+            vec!["Scope.fromBytes'_append"]
+        );
     }
 
     #[test]
@@ -422,8 +427,14 @@ mod tests {
     fn symbols_names_and_hash_commands() {
         assert_eq!(texts("a := b"), vec!["a", ":=", "b"]);
         assert_eq!(texts("@[simp] #exit"), vec!["@[", "simp", "]", "#exit"]);
-        assert_eq!(texts("`(sorry) ``Nat"), vec!["`", "(", "sorry", ")", "``Nat"]);
-        assert_eq!(texts("x.1 Nat.succ n"), vec!["x", ".", "1", "Nat.succ", "n"]);
+        assert_eq!(
+            texts("`(sorry) ``Nat"),
+            vec!["`", "(", "sorry", ")", "``Nat"]
+        );
+        assert_eq!(
+            texts("x.1 Nat.succ n"),
+            vec!["x", ".", "1", "Nat.succ", "n"]
+        );
         assert_eq!(texts("«my name».b"), vec!["«my name».b"]);
     }
 }

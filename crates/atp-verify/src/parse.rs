@@ -58,17 +58,23 @@ fn parse_lean_head(line: &str) -> Option<Message> {
         let i = search + rel;
         search = i + 1;
         let rest = &line[i + 1..];
-        let l_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let l_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if l_end == 0 || rest.as_bytes().get(l_end) != Some(&b':') {
             continue;
         }
         let rest2 = &rest[l_end + 1..];
-        let c_end = rest2.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest2.len());
+        let c_end = rest2
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest2.len());
         if c_end == 0 || !rest2[c_end..].starts_with(": ") {
             continue;
         }
         let after = &rest2[c_end + 2..];
-        let (sev, text) = after.split_once(": ").unwrap_or((after.trim_end_matches(':'), ""));
+        let (sev, text) = after
+            .split_once(": ")
+            .unwrap_or((after.trim_end_matches(':'), ""));
         let severity = Severity::parse(sev)?;
         let path = &line[..i];
         if path.is_empty() || path.contains(": ") || bytes.is_empty() {
@@ -192,7 +198,10 @@ pub fn split_blocks(stdout: &str, nonce: &str) -> Vec<FileBlock> {
     let mut out: Vec<FileBlock> = Vec::new();
     let mut cur: Option<FileBlock> = None;
     for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix(&start).and_then(|r| r.strip_suffix(" ===")) {
+        if let Some(rest) = line
+            .strip_prefix(&start)
+            .and_then(|r| r.strip_suffix(" ==="))
+        {
             if let Some(b) = cur.take() {
                 out.push(b);
             }
@@ -227,7 +236,10 @@ mod tests {
         let out = "P1/BlockE.lean:33:8: warning: declaration uses 'sorry'\nDemo.lean:5:2: error: unsolved goals\nx : ℕ\n⊢ x = x\nDemo.lean:7:0: info: 'demo_thm' depends on axioms: [propext, Classical.choice, Quot.sound]\n";
         let m = parse_messages(out);
         assert_eq!(m.len(), 3);
-        assert_eq!((m[0].path.as_str(), m[0].line, m[0].col), ("P1/BlockE.lean", 33, 8));
+        assert_eq!(
+            (m[0].path.as_str(), m[0].line, m[0].col),
+            ("P1/BlockE.lean", 33, 8)
+        );
         assert!(m[0].is_sorry_warning());
         assert_eq!(m[1].severity, Severity::Error);
         assert_eq!(m[1].text, "unsolved goals\nx : ℕ\n⊢ x = x");
@@ -257,13 +269,23 @@ mod tests {
 
     #[test]
     fn axioms_wrapped_primes_and_none() {
-        let a = parse_axioms_text("'Scope.fromBytes'_append' depends on axioms: [propext]").expect("a");
+        let a =
+            parse_axioms_text("'Scope.fromBytes'_append' depends on axioms: [propext]").expect("a");
         assert_eq!(a.decl, "Scope.fromBytes'_append");
         assert_eq!(a.axioms, vec!["propext"]);
         let wrapped = "'Big.thm' depends on axioms: [propext,\n  sorryAx,\n  Classical.choice,\n  Lean.ofReduceBool,\n  Quot.sound]";
         let m = parse_messages(&format!("F.lean:9:0: info: {wrapped}\n"));
         let a = parse_axioms_text(&m[0].text).expect("wrapped");
-        assert_eq!(a.axioms, vec!["propext", "sorryAx", "Classical.choice", "Lean.ofReduceBool", "Quot.sound"]);
+        assert_eq!(
+            a.axioms,
+            vec![
+                "propext",
+                "sorryAx",
+                "Classical.choice",
+                "Lean.ofReduceBool",
+                "Quot.sound"
+            ]
+        );
         let n = parse_axioms_text("'x' does not depend on any axioms").expect("none");
         assert_eq!((n.decl.as_str(), n.axioms.len()), ("x", 0));
         let q = parse_axioms_text("'it's' depends on axioms: [my_ax]").expect("q");

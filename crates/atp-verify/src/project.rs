@@ -18,7 +18,9 @@ pub enum ProjectError {
     MissingToolchain { root: PathBuf },
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
-    #[error("{path}: only .lean files can be staged — pass .lean files or a lake project directory")]
+    #[error(
+        "{path}: only .lean files can be staged — pass .lean files or a lake project directory"
+    )]
     NotLeanFile { path: PathBuf },
     #[error("{path}: cannot read: {source}")]
     Io {
@@ -91,7 +93,9 @@ impl LeanProject {
         if t.is_empty() || t.contains(char::is_whitespace) {
             return Err(ProjectError::BadFile {
                 path: p,
-                message: format!("expected one toolchain such as `leanprover/lean4:v4.28.0`, found {s:?}"),
+                message: format!(
+                    "expected one toolchain such as `leanprover/lean4:v4.28.0`, found {s:?}"
+                ),
             });
         }
         Ok(t)
@@ -104,17 +108,23 @@ impl LeanProject {
         let manifest = self.root.join("lake-manifest.json");
         if manifest.is_file() {
             let s = std::fs::read_to_string(&manifest).map_err(io(&manifest))?;
-            let v: serde_json::Value = serde_json::from_str(&s).map_err(|e| ProjectError::BadFile {
-                path: manifest.clone(),
-                message: format!("not valid JSON ({e}) — regenerate it with `lake update`"),
-            })?;
+            let v: serde_json::Value =
+                serde_json::from_str(&s).map_err(|e| ProjectError::BadFile {
+                    path: manifest.clone(),
+                    message: format!("not valid JSON ({e}) — regenerate it with `lake update`"),
+                })?;
             let pkgs = v.get("packages").and_then(|p| p.as_array());
             if let Some(m) = pkgs
                 .into_iter()
                 .flatten()
                 .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
             {
-                let pick = |k: &str| m.get(k).and_then(|x| x.as_str()).map(str::to_string).filter(|s| !s.is_empty());
+                let pick = |k: &str| {
+                    m.get(k)
+                        .and_then(|x| x.as_str())
+                        .map(str::to_string)
+                        .filter(|s| !s.is_empty())
+                };
                 if let Some(r) = pick("inputRev").or_else(|| pick("rev")) {
                     return Ok(Some(r));
                 }
@@ -125,7 +135,10 @@ impl LeanProject {
             let s = std::fs::read_to_string(&toml_path).map_err(io(&toml_path))?;
             let t: toml::Table = toml::from_str(&s).map_err(|e| ProjectError::BadFile {
                 path: toml_path.clone(),
-                message: format!("not valid TOML: {}", e.to_string().lines().next().unwrap_or("")),
+                message: format!(
+                    "not valid TOML: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
             })?;
             let rev = t
                 .get("require")
@@ -220,7 +233,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ProjectErr
         let ft = entry.file_type().map_err(io(&path))?;
         if ft.is_dir() {
             walk(root, &path, out)?;
-        } else if ft.is_file() && name.ends_with(".lean") && !(dir == root && name == "lakefile.lean") {
+        } else if ft.is_file()
+            && name.ends_with(".lean")
+            && !(dir == root && name == "lakefile.lean")
+        {
             if let Ok(rel) = path.strip_prefix(root) {
                 out.push(rel.to_string_lossy().replace('\\', "/"));
             }
@@ -244,7 +260,12 @@ pub const LABEL_MATHLIB_REV: &str = "atp.mathlib-rev";
 impl Pins {
     /// The pins from image labels; `None` unless both are present.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Pins> {
-        let get = |k: &str| labels.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            labels
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         Some(Pins {
             lean_toolchain: get(LABEL_LEAN_TOOLCHAIN)?,
             mathlib_rev: get(LABEL_MATHLIB_REV)?,
@@ -265,7 +286,9 @@ impl Pins {
 
     /// The skeleton pins compiled into atp (`images/lean/`), the fallback for unlabelled images.
     pub fn builtin() -> Pins {
-        let tc = include_str!("../../../images/lean/lean-toolchain").trim().to_string();
+        let tc = include_str!("../../../images/lean/lean-toolchain")
+            .trim()
+            .to_string();
         let lf = include_str!("../../../images/lean/lakefile.toml");
         let rev = toml::from_str::<toml::Table>(lf)
             .ok()
@@ -290,8 +313,14 @@ impl Pins {
 /// The skeleton files compiled into atp (from `images/lean/`).
 pub fn skeleton_files() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("lakefile.toml", include_str!("../../../images/lean/lakefile.toml")),
-        ("lean-toolchain", include_str!("../../../images/lean/lean-toolchain")),
+        (
+            "lakefile.toml",
+            include_str!("../../../images/lean/lakefile.toml"),
+        ),
+        (
+            "lean-toolchain",
+            include_str!("../../../images/lean/lean-toolchain"),
+        ),
     ]
 }
 

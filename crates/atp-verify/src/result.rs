@@ -88,7 +88,11 @@ impl ProofResult {
             metadata: BTreeMap::new(),
             error: Some(ErrorInfo {
                 kind: e.kind().to_string(),
-                message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+                message: e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             }),
         }
     }
@@ -200,7 +204,10 @@ pub fn write_result(
         Ok(v) => {
             keep(std::fs::write(layout.logs().join("stdout.txt"), &v.stdout));
             keep(std::fs::write(layout.logs().join("stderr.txt"), &v.stderr));
-            keep(std::fs::write(layout.logs().join("compile.log"), &v.compile_log));
+            keep(std::fs::write(
+                layout.logs().join("compile.log"),
+                &v.compile_log,
+            ));
             ProofResult::from_verification(v, &layout.root)
         }
         Err(e) => {

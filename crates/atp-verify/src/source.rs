@@ -262,14 +262,20 @@ pub fn parse(src: &str) -> SourceFile {
         let mut s = r.start;
         loop {
             let t = &tokens[s];
-            if t.is("open") || t.is("set_option") || t.is("#guard_msgs") || t.is("omit") || t.is("include") {
+            if t.is("open")
+                || t.is("set_option")
+                || t.is("#guard_msgs")
+                || t.is("omit")
+                || t.is("include")
+            {
                 // find `in` followed by a command keyword
                 let mut j = s + 1;
                 let mut found = None;
                 while j < r.end {
                     if tokens[j].is("in")
                         && tokens.get(j + 1).is_some_and(|n| {
-                            j + 1 < r.end && (is_command_keyword(n) || n.is("open") || n.is("set_option"))
+                            j + 1 < r.end
+                                && (is_command_keyword(n) || n.is("open") || n.is("set_option"))
                         })
                     {
                         found = Some(j);
@@ -420,10 +426,7 @@ pub fn parse(src: &str) -> SourceFile {
         let mut full_name = None;
         let mut signature = None;
         let mut body_has_sorry = false;
-        let (mut line, mut col) = toks
-            .get(kw_idx)
-            .map(|t| (t.line, t.col))
-            .unwrap_or((0, 0));
+        let (mut line, mut col) = toks.get(kw_idx).map(|t| (t.line, t.col)).unwrap_or((0, 0));
         let is_decl = NAMED_DECLS.contains(&keyword.as_str()) || keyword == "example";
         if is_decl {
             let mut j = i + 1;
@@ -537,7 +540,18 @@ mod tests {
         let src = "import Mathlib\nopen Nat\n\nnamespace A.B\n\ntheorem foo (n : ℕ) : n = n := by\n  open Classical in\n  rfl\n\n/-- doc -/\n@[simp] private lemma bar : True := trivial\nend A.B\n\nexample : 1 = 1 := rfl\n";
         let f = parse(src);
         let kws: Vec<&str> = f.commands.iter().map(|c| c.keyword.as_str()).collect();
-        assert_eq!(kws, vec!["import", "open", "namespace", "theorem", "lemma", "end", "example"]);
+        assert_eq!(
+            kws,
+            vec![
+                "import",
+                "open",
+                "namespace",
+                "theorem",
+                "lemma",
+                "end",
+                "example"
+            ]
+        );
         assert_eq!(f.imports, vec!["Mathlib"]);
         let foo = &f.commands[3];
         assert_eq!(foo.full_name.as_deref(), Some("A.B.foo"));
@@ -558,11 +572,23 @@ mod tests {
     fn open_in_prefix_joins_the_context_and_sections_scope_variables() {
         let src = "section\nvariable (x : Nat)\ntheorem a : x = x := rfl\nend\nopen Foo in\ntheorem b : True := trivial\nset_option maxHeartbeats 400000 in\ntheorem c : True := trivial\n";
         let f = parse(src);
-        let a = f.commands.iter().find(|c| c.name.as_deref() == Some("a")).expect("a");
+        let a = f
+            .commands
+            .iter()
+            .find(|c| c.name.as_deref() == Some("a"))
+            .expect("a");
         assert_eq!(a.context, vec!["namespace ", "variable ( x : Nat )"]);
-        let b = f.commands.iter().find(|c| c.name.as_deref() == Some("b")).expect("b");
+        let b = f
+            .commands
+            .iter()
+            .find(|c| c.name.as_deref() == Some("b"))
+            .expect("b");
         assert_eq!(b.context, vec!["namespace ", "open Foo in"]);
-        let c = f.commands.iter().find(|c| c.name.as_deref() == Some("c")).expect("c");
+        let c = f
+            .commands
+            .iter()
+            .find(|c| c.name.as_deref() == Some("c"))
+            .expect("c");
         assert_eq!(c.context, vec!["namespace "]);
         assert_eq!(c.prefixes, vec!["set_option maxHeartbeats 400000 in"]);
     }
@@ -577,7 +603,8 @@ mod tests {
 
     #[test]
     fn body_sorry_and_equations() {
-        let f = parse("def f : Nat → Nat\n  | 0 => sorry\n  | n + 1 => n\ndef g : |x| = 1 := sorry");
+        let f =
+            parse("def f : Nat → Nat\n  | 0 => sorry\n  | n + 1 => n\ndef g : |x| = 1 := sorry");
         assert_eq!(f.commands[0].signature.as_deref(), Some(": Nat → Nat"));
         assert!(f.commands[0].body_has_sorry);
         assert_eq!(f.commands[1].signature.as_deref(), Some(": | x | = 1"));

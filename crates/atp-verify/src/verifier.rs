@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atp_backend::layout::shell_quote;
-use atp_backend::{BackendError, ComputeBackend, ComputeSession, ExecOptions, NetworkMode, RunId, SessionOptions};
+use atp_backend::{
+    BackendError, ComputeBackend, ComputeSession, ExecOptions, NetworkMode, RunId, SessionOptions,
+};
 use tracing::{info, Instrument};
 
 use crate::check::{module_name, source_checks, VerifyPolicy};
@@ -266,7 +268,10 @@ impl Prepared {
 
 /// Dependency waves: files whose project-local imports are all in earlier waves.
 fn waves(sources: &BTreeMap<String, String>) -> (Vec<Vec<String>>, BTreeSet<String>) {
-    let modules: BTreeMap<String, String> = sources.keys().map(|k| (module_name(k), k.clone())).collect();
+    let modules: BTreeMap<String, String> = sources
+        .keys()
+        .map(|k| (module_name(k), k.clone()))
+        .collect();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut imported = BTreeSet::new();
     for (rel, src) in sources {
@@ -290,7 +295,11 @@ fn waves(sources: &BTreeMap<String, String>) -> (Vec<Vec<String>>, BTreeSet<Stri
             .collect();
         let wave = if wave.is_empty() {
             // an import cycle: Lean will report it; compile the rest together
-            sources.keys().filter(|r| !done.contains(*r)).cloned().collect()
+            sources
+                .keys()
+                .filter(|r| !done.contains(*r))
+                .cloned()
+                .collect()
         } else {
             wave
         };
@@ -313,10 +322,16 @@ pub fn build_script(
 ) -> (String, BTreeMap<String, usize>) {
     let mut s = String::new();
     let mut probe_lines = BTreeMap::new();
-    let w = workers.map(|w| w.max(1).to_string()).unwrap_or_else(|| "0".into());
+    let w = workers
+        .map(|w| w.max(1).to_string())
+        .unwrap_or_else(|| "0".into());
     s.push_str("set +e\n");
-    s.push_str(&format!("W={w}\nif [ \"$W\" = 0 ]; then W=$(nproc 2>/dev/null || echo 1); fi\n"));
-    s.push_str(&format!("T=/tmp/atp-probe-{nonce}\nrm -rf \"$T\"; mkdir -p \"$T/src\" \"$T/out\"\n"));
+    s.push_str(&format!(
+        "W={w}\nif [ \"$W\" = 0 ]; then W=$(nproc 2>/dev/null || echo 1); fi\n"
+    ));
+    s.push_str(&format!(
+        "T=/tmp/atp-probe-{nonce}\nrm -rf \"$T\"; mkdir -p \"$T/src\" \"$T/out\"\n"
+    ));
     s.push_str("trap 'rm -rf \"$T\"' EXIT\n");
     for (i, (rel, src)) in sources.iter().enumerate() {
         let copy = probe_copy(src, nonce);
@@ -370,7 +385,10 @@ drain() {{
     for wave in ws {
         for rel in wave {
             let out = if imported.contains(&rel) {
-                format!(".lake/build/lib/lean/{}.olean", rel.trim_end_matches(".lean"))
+                format!(
+                    ".lake/build/lib/lean/{}.olean",
+                    rel.trim_end_matches(".lean")
+                )
             } else {
                 String::new()
             };
@@ -378,7 +396,11 @@ drain() {{
                 "start {} {} {}\n",
                 index[&rel],
                 shell_quote(&rel),
-                if out.is_empty() { "''".to_string() } else { shell_quote(&out) }
+                if out.is_empty() {
+                    "''".to_string()
+                } else {
+                    shell_quote(&out)
+                }
             ));
         }
         s.push_str("drain\n");
@@ -424,12 +446,17 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
         let shown = block.output.replace(&copy_prefix, "");
         compile_log.push_str(&format!(
             "== {rel} (exit {}) ==\n{shown}",
-            block.exit_code.map_or("none".to_string(), |c| c.to_string())
+            block
+                .exit_code
+                .map_or("none".to_string(), |c| c.to_string())
         ));
         fr.exit_code = block.exit_code;
         let messages = parse_messages(&shown);
         let own = |path: &str| path == rel;
-        let errors: Vec<_> = messages.iter().filter(|m| m.severity == Severity::Error).collect();
+        let errors: Vec<_> = messages
+            .iter()
+            .filter(|m| m.severity == Severity::Error)
+            .collect();
         fr.compiled = block.exit_code == Some(0) && errors.is_empty();
         if !fr.compiled {
             all_compiled = false;
@@ -453,7 +480,10 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
                 None => {} // cut short by the time budget
             }
         }
-        for m in messages.iter().filter(|m| m.is_sorry_warning() && own(&m.path)) {
+        for m in messages
+            .iter()
+            .filter(|m| m.is_sorry_warning() && own(&m.path))
+        {
             fr.sorry = true;
             violations.push(Violation {
                 kind: ViolationKind::Sorry,
@@ -465,7 +495,10 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
             });
         }
         let mut sentinel = false;
-        for m in messages.iter().filter(|m| m.severity == Severity::Info && own(&m.path) && m.line >= probe_line) {
+        for m in messages
+            .iter()
+            .filter(|m| m.severity == Severity::Info && own(&m.path) && m.line >= probe_line)
+        {
             if m.text.trim() == format!("{SENTINEL} {}", p.nonce) {
                 sentinel = true;
                 continue;
@@ -505,7 +538,8 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
                 file: rel.clone(),
                 line: None,
                 decl: None,
-                message: "the axiom probe did not report (the file stops early, e.g. `#exit`)".into(),
+                message: "the axiom probe did not report (the file stops early, e.g. `#exit`)"
+                    .into(),
                 from_lean: true,
             });
         }

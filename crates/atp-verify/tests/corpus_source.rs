@@ -11,13 +11,22 @@ fn corpus_source_checks() {
         return;
     };
     let cases = corpus::load(std::path::Path::new(&dir)).expect("corpus loads");
-    assert!(cases.len() >= 50, "expected the full corpus, found {}", cases.len());
+    assert!(
+        cases.len() >= 50,
+        "expected the full corpus, found {}",
+        cases.len()
+    );
     let mut refused = 0;
     let mut missed = Vec::new();
     for c in &cases {
         let v = source_checks(&c.candidate, Some(&c.original), &VerifyPolicy::default());
         if c.is_valid() {
-            assert!(v.is_empty(), "{}: an honest solution was refused: {:?}", c.id(), v);
+            assert!(
+                v.is_empty(),
+                "{}: an honest solution was refused: {:?}",
+                c.id(),
+                v
+            );
         } else if v.is_empty() {
             missed.push(c.id());
         } else {
@@ -29,6 +38,9 @@ fn corpus_source_checks() {
     // honest multi-file proof in the Transitive category.
     let allowed_misses = ["KernelRejection/NonPositive", "Transitive/Level2_UsesBoth"];
     for m in &missed {
-        assert!(allowed_misses.contains(&m.as_str()), "{m} is not refused from the source");
+        assert!(
+            allowed_misses.contains(&m.as_str()),
+            "{m} is not refused from the source"
+        );
     }
 }

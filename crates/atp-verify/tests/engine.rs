@@ -111,7 +111,11 @@ async fn leftovers(b: &Counting, run: &RunId) -> usize {
     .len()
 }
 
-async fn verify_fixture(b: &Arc<Counting>, name: &str, timeout: Duration) -> (Result<Verification, VerifyError>, RunId) {
+async fn verify_fixture(
+    b: &Arc<Counting>,
+    name: &str,
+    timeout: Duration,
+) -> (Result<Verification, VerifyError>, RunId) {
     let tmp = tempfile::tempdir().expect("tmp");
     let cand = copy_fixture(name, tmp.path());
     let orig = LeanProject::open(fixture("original")).expect("original");
@@ -123,17 +127,27 @@ async fn verify_fixture(b: &Arc<Counting>, name: &str, timeout: Duration) -> (Re
         ..Default::default()
     });
     let out = v.verify(&cand, Some(&orig)).await;
-    assert_eq!(leftovers(b, &run).await, 0, "{name}: a container of run {run} was left behind");
+    assert_eq!(
+        leftovers(b, &run).await,
+        0,
+        "{name}: a container of run {run} was left behind"
+    );
     (out, run)
 }
 
 fn kinds(v: &Verification) -> Vec<(ViolationKind, bool)> {
-    v.report.violations.iter().map(|x| (x.kind, x.from_lean)).collect()
+    v.report
+        .violations
+        .iter()
+        .map(|x| (x.kind, x.from_lean))
+        .collect()
 }
 
 #[tokio::test]
 async fn fixtures_get_the_right_verdict_and_reason() {
-    let Some(b) = backend("fixtures_get_the_right_verdict_and_reason").await else { return };
+    let Some(b) = backend("fixtures_get_the_right_verdict_and_reason").await else {
+        return;
+    };
     let t = Duration::from_secs(120);
 
     let (v, _) = verify_fixture(&b, "clean", t).await;
@@ -141,53 +155,103 @@ async fn fixtures_get_the_right_verdict_and_reason() {
     assert!(v.report.verified, "clean: {:?}", v.report.violations);
     let f = &v.report.per_file["Fixture.lean"];
     assert!(f.compiled && !f.sorry);
-    assert_eq!(f.axioms["example #1"], vec!["propext", "Classical.choice", "Quot.sound"], "example axioms come from the probe");
-    assert_eq!(f.axioms["Fixture.two_mul'"], vec!["propext", "Classical.choice", "Quot.sound"]);
+    assert_eq!(
+        f.axioms["example #1"],
+        vec!["propext", "Classical.choice", "Quot.sound"],
+        "example axioms come from the probe"
+    );
+    assert_eq!(
+        f.axioms["Fixture.two_mul'"],
+        vec!["propext", "Classical.choice", "Quot.sound"]
+    );
 
     let (v, _) = verify_fixture(&b, "sorry_theorem", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified && !v.report.sorry_free);
     assert!(kinds(&v).contains(&(ViolationKind::Sorry, false)));
-    let lean_sorry = v.report.violations.iter().find(|x| x.kind == ViolationKind::Sorry && x.from_lean).expect("Lean's sorry warning");
+    let lean_sorry = v
+        .report
+        .violations
+        .iter()
+        .find(|x| x.kind == ViolationKind::Sorry && x.from_lean)
+        .expect("Lean's sorry warning");
     assert_eq!(lean_sorry.line, Some(14));
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::NonStandardAxiom && x.decl.as_deref() == Some("Fixture.two_mul'") && x.message.contains("sorryAx")));
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::NonStandardAxiom
+            && x.decl.as_deref() == Some("Fixture.two_mul'")
+            && x.message.contains("sorryAx")));
 
     let (v, _) = verify_fixture(&b, "sorry_example", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::NonStandardAxiom && x.decl.as_deref() == Some("example #1") && x.message.contains("sorryAx")), "{:?}", v.report.violations);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(17)));
+    assert!(
+        v.report
+            .violations
+            .iter()
+            .any(|x| x.kind == ViolationKind::NonStandardAxiom
+                && x.decl.as_deref() == Some("example #1")
+                && x.message.contains("sorryAx")),
+        "{:?}",
+        v.report.violations
+    );
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(17)));
 
     let (v, _) = verify_fixture(&b, "user_axiom", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::Axiom && x.decl.as_deref() == Some("Fixture.two_mul_aux")));
+    assert!(v.report.violations.iter().any(
+        |x| x.kind == ViolationKind::Axiom && x.decl.as_deref() == Some("Fixture.two_mul_aux")
+    ));
     assert_eq!(v.report.non_standard_axioms, vec!["Fixture.two_mul_aux"]);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::NonStandardAxiom && x.decl.as_deref() == Some("Fixture.two_mul'")));
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::NonStandardAxiom
+            && x.decl.as_deref() == Some("Fixture.two_mul'")));
 
     let (v, _) = verify_fixture(&b, "native_decide", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified);
     assert!(kinds(&v).contains(&(ViolationKind::NativeDecide, false)));
-    assert!(v.report.non_standard_axioms.contains(&"Lean.ofReduceBool".to_string()));
+    assert!(v
+        .report
+        .non_standard_axioms
+        .contains(&"Lean.ofReduceBool".to_string()));
 
     let (v, _) = verify_fixture(&b, "changed_statement", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified && !v.report.statements_intact);
     let c = &v.report.violations[0];
-    assert_eq!((c.kind, c.decl.as_deref()), (ViolationKind::StatementChanged, Some("Fixture.two_mul'")));
+    assert_eq!(
+        (c.kind, c.decl.as_deref()),
+        (ViolationKind::StatementChanged, Some("Fixture.two_mul'"))
+    );
 
     let (v, _) = verify_fixture(&b, "deleted_theorem", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified && v.report.compiles);
     let c = &v.report.violations[0];
-    assert_eq!((c.kind, c.decl.as_deref()), (ViolationKind::StatementMissing, Some("Fixture.two_mul'")));
+    assert_eq!(
+        (c.kind, c.decl.as_deref()),
+        (ViolationKind::StatementMissing, Some("Fixture.two_mul'"))
+    );
 
     let (v, _) = verify_fixture(&b, "exit", t).await;
     let v = v.expect("runs");
     assert!(!v.report.verified);
     assert!(kinds(&v).contains(&(ViolationKind::Exit, false)));
-    assert!(kinds(&v).contains(&(ViolationKind::ProbeMissing, true)), "the probe never ran after #exit");
+    assert!(
+        kinds(&v).contains(&(ViolationKind::ProbeMissing, true)),
+        "the probe never ran after #exit"
+    );
 
     let (v, _) = verify_fixture(&b, "broken_proof", t).await;
     let v = v.expect("runs");
@@ -198,13 +262,22 @@ async fn fixtures_get_the_right_verdict_and_reason() {
 
 #[tokio::test]
 async fn gate_rejects_before_any_sandbox_and_bad_projects_error() {
-    let Some(b) = backend("gate_rejects_before_any_sandbox_and_bad_projects_error").await else { return };
-    for (name, kind) in [("mismatched_toolchain", "toolchain_mismatch"), ("mismatched_mathlib", "mathlib_rev_mismatch")] {
+    let Some(b) = backend("gate_rejects_before_any_sandbox_and_bad_projects_error").await else {
+        return;
+    };
+    for (name, kind) in [
+        ("mismatched_toolchain", "toolchain_mismatch"),
+        ("mismatched_mathlib", "mathlib_rev_mismatch"),
+    ] {
         let (r, _) = verify_fixture(&b, name, Duration::from_secs(60)).await;
         let e = r.expect_err("incompatible");
         assert_eq!(e.kind(), kind, "{e}");
     }
-    assert_eq!(b.sessions.load(Ordering::SeqCst), 0, "no sandbox may be created for an incompatible project");
+    assert_eq!(
+        b.sessions.load(Ordering::SeqCst),
+        0,
+        "no sandbox may be created for an incompatible project"
+    );
     let (r, _) = verify_fixture(&b, "empty", Duration::from_secs(60)).await;
     assert_eq!(r.expect_err("empty").kind(), "invalid_input");
     assert_eq!(b.sessions.load(Ordering::SeqCst), 0);
@@ -212,32 +285,60 @@ async fn gate_rejects_before_any_sandbox_and_bad_projects_error() {
 
 #[tokio::test]
 async fn hanging_compile_times_out_and_leaves_nothing() {
-    let Some(b) = backend("hanging_compile_times_out_and_leaves_nothing").await else { return };
+    let Some(b) = backend("hanging_compile_times_out_and_leaves_nothing").await else {
+        return;
+    };
     let started = Instant::now();
     let (r, _) = verify_fixture(&b, "hang", Duration::from_secs(4)).await;
     let v = r.expect("a timeout is a verdict");
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(v.report.timed_out && !v.report.verified);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::Timeout));
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Timeout));
     let tmp = tempfile::tempdir().expect("tmp");
-    let r = atp_verify::write_result(&atp_verify::RunLayout::new(tmp.path()), None, &Ok(v), Duration::ZERO).expect("written");
+    let r = atp_verify::write_result(
+        &atp_verify::RunLayout::new(tmp.path()),
+        None,
+        &Ok(v),
+        Duration::ZERO,
+    )
+    .expect("written");
     assert_eq!(r.status, Status::Timeout);
 }
 
 #[tokio::test]
 async fn verify_in_a_live_session() {
-    let Some(b) = backend("verify_in_a_live_session").await else { return };
+    let Some(b) = backend("verify_in_a_live_session").await else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     let cand = copy_fixture("clean", tmp.path());
     let run = RunId::new();
     let s = b
-        .session(cand.root(), SessionOptions { run_id: Some(run.clone()), network: NetworkMode::None, ..Default::default() })
+        .session(
+            cand.root(),
+            SessionOptions {
+                run_id: Some(run.clone()),
+                network: NetworkMode::None,
+                ..Default::default()
+            },
+        )
         .await
         .expect("session");
     let v = Verifier::new(b.clone() as Arc<dyn ComputeBackend>);
     let out = v.verify_in_session(s.as_ref(), &cand, None).await;
     // the caller's session stays usable
-    let echo = s.exec_wait("echo alive", Default::default()).await.expect("still alive");
+    let echo = s
+        .exec_wait("echo alive", Default::default())
+        .await
+        .expect("still alive");
     s.close().await.expect("close");
     assert_eq!(echo.stdout.trim(), "alive");
     assert!(out.expect("verifies").report.verified);

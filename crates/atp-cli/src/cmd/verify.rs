@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use atp_backend::{NetworkMode, RunId};
 use atp_verify::{
-    stage_files, write_result, LeanProject, ProofResult, RunLayout, Status, Verifier,
-    VerifyError, VerifyOptions, VerifyPolicy,
+    stage_files, write_result, LeanProject, ProofResult, RunLayout, Status, Verifier, VerifyError,
+    VerifyOptions, VerifyPolicy,
 };
 
 use crate::backend::{self, BackendArgs};
@@ -67,7 +67,10 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let result = match write_result(&layout, root, &outcome, started.elapsed()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot write results under {}: {e} — choose a writable --output", out_dir.display());
+            eprintln!(
+                "error: cannot write results under {}: {e} — choose a writable --output",
+                out_dir.display()
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -77,7 +80,13 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         print!("{}", render(&result, &out_dir));
     }
     if let Err(e) = &outcome {
-        eprintln!("error: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+        eprintln!(
+            "error: {}",
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     Ok(match result.status {
         Status::Verified => ExitCode::SUCCESS,
@@ -96,7 +105,12 @@ fn materialize(inputs: &[PathBuf], dest: &Path) -> Result<LeanProject, VerifyErr
         let src = LeanProject::open(&inputs[0])?;
         RunLayout::new(dest.parent().unwrap_or(Path::new(".")))
             .save_candidate(src.root())
-            .map_err(|e| VerifyError::InvalidInput(format!("{}: cannot copy the project: {e}", dest.display())))?;
+            .map_err(|e| {
+                VerifyError::InvalidInput(format!(
+                    "{}: cannot copy the project: {e}",
+                    dest.display()
+                ))
+            })?;
         return Ok(LeanProject::open(dest)?);
     }
     if let Some(d) = inputs.iter().find(|p| p.is_dir()) {
@@ -109,8 +123,9 @@ fn materialize(inputs: &[PathBuf], dest: &Path) -> Result<LeanProject, VerifyErr
         return Err(atp_verify::ProjectError::NotLeanFile { path: bad.clone() }.into());
     }
     if dest.exists() {
-        std::fs::remove_dir_all(dest)
-            .map_err(|e| VerifyError::InvalidInput(format!("{}: cannot clear: {e}", dest.display())))?;
+        std::fs::remove_dir_all(dest).map_err(|e| {
+            VerifyError::InvalidInput(format!("{}: cannot clear: {e}", dest.display()))
+        })?;
     }
     Ok(stage_files(inputs, dest)?)
 }
@@ -120,8 +135,9 @@ async fn verify(
     layout: &RunLayout,
     run_id: RunId,
 ) -> Result<atp_verify::Verification, VerifyError> {
-    std::fs::create_dir_all(layout.logs())
-        .map_err(|e| VerifyError::InvalidInput(format!("{}: cannot create: {e}", layout.logs().display())))?;
+    std::fs::create_dir_all(layout.logs()).map_err(|e| {
+        VerifyError::InvalidInput(format!("{}: cannot create: {e}", layout.logs().display()))
+    })?;
     let candidate = materialize(&args.inputs, &layout.wd())?;
     let staged_original;
     let original = match &args.original {
@@ -176,14 +192,28 @@ pub fn render(r: &ProofResult, out_dir: &Path) -> String {
     };
     match &r.verification {
         Some(v) => {
-            s.push_str(&format!("{status} — {} file(s), {:.1}s\n", v.per_file.len(), v.duration.as_secs_f64()));
+            s.push_str(&format!(
+                "{status} — {} file(s), {:.1}s\n",
+                v.per_file.len(),
+                v.duration.as_secs_f64()
+            ));
             let w = v.per_file.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
-            s.push_str(&format!("  {:<w$}  {:<8}  {:<5}  axioms\n", "file", "compiled", "sorry"));
+            s.push_str(&format!(
+                "  {:<w$}  {:<8}  {:<5}  axioms\n",
+                "file", "compiled", "sorry"
+            ));
             for (f, fr) in &v.per_file {
                 let mut axs: Vec<&String> = fr.axioms.values().flatten().collect();
                 axs.sort();
                 axs.dedup();
-                let axs = if axs.is_empty() { "-".to_string() } else { axs.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ") };
+                let axs = if axs.is_empty() {
+                    "-".to_string()
+                } else {
+                    axs.iter()
+                        .map(|a| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 s.push_str(&format!(
                     "  {:<w$}  {:<8}  {:<5}  {}\n",
                     f,
@@ -195,17 +225,32 @@ pub fn render(r: &ProofResult, out_dir: &Path) -> String {
             if !v.violations.is_empty() {
                 s.push_str("violations:\n");
                 for x in &v.violations {
-                    let decl = x.decl.as_deref().map(|d| format!(" [{d}]")).unwrap_or_default();
-                    let loc = if x.file.is_empty() { "-".to_string() } else { x.location() };
+                    let decl = x
+                        .decl
+                        .as_deref()
+                        .map(|d| format!(" [{d}]"))
+                        .unwrap_or_default();
+                    let loc = if x.file.is_empty() {
+                        "-".to_string()
+                    } else {
+                        x.location()
+                    };
                     s.push_str(&format!("  {loc}  {}{decl}: {}\n", x.kind, x.message));
                 }
             }
         }
         None => {
-            let e = r.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)).unwrap_or_default();
+            let e = r
+                .error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.kind, e.message))
+                .unwrap_or_default();
             s.push_str(&format!("{status} — {e}\n"));
         }
     }
-    s.push_str(&format!("output: {} (logs/result.json, logs/compile.log)\n", out_dir.display()));
+    s.push_str(&format!(
+        "output: {} (logs/result.json, logs/compile.log)\n",
+        out_dir.display()
+    ));
     s
 }

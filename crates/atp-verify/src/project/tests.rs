@@ -1,7 +1,9 @@
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 #[test]
@@ -16,9 +18,18 @@ fn opens_fixture_and_reads_pins() {
 
 #[test]
 fn sorry_files_are_found_by_token() {
-    for (name, want) in [("sorry_theorem", true), ("sorry_example", true), ("clean", false), ("original", true)] {
+    for (name, want) in [
+        ("sorry_theorem", true),
+        ("sorry_example", true),
+        ("clean", false),
+        ("original", true),
+    ] {
         let p = LeanProject::open(fixture(name)).expect("opens");
-        assert_eq!(!p.files_with_sorry().expect("scan").is_empty(), want, "{name}");
+        assert_eq!(
+            !p.files_with_sorry().expect("scan").is_empty(),
+            want,
+            "{name}"
+        );
     }
 }
 
@@ -49,15 +60,27 @@ fn missing_lakefile_and_empty_project() {
 #[test]
 fn manifest_rev_fallbacks_and_lakefile_lean() {
     let d = tempfile::tempdir().expect("tmp");
-    std::fs::write(d.path().join("lean-toolchain"), "leanprover/lean4:v4.28.0\n").expect("w");
+    std::fs::write(
+        d.path().join("lean-toolchain"),
+        "leanprover/lean4:v4.28.0\n",
+    )
+    .expect("w");
     std::fs::write(d.path().join("lakefile.lean"), "import Lake\nopen Lake DSL\npackage p\nrequire mathlib from git \"https://x\" @ \"v4.26.0\"\n").expect("w");
     let p = LeanProject::open(d.path()).expect("opens");
     assert_eq!(p.mathlib_rev().expect("rev").as_deref(), Some("v4.26.0"));
-    std::fs::write(d.path().join("lake-manifest.json"), r#"{"version": 7, "packages": [{"name": "mathlib", "rev": "abc123"}]}"#).expect("w");
+    std::fs::write(
+        d.path().join("lake-manifest.json"),
+        r#"{"version": 7, "packages": [{"name": "mathlib", "rev": "abc123"}]}"#,
+    )
+    .expect("w");
     assert_eq!(p.mathlib_rev().expect("rev").as_deref(), Some("abc123"));
     // .lake is never part of the sources
     std::fs::create_dir_all(d.path().join(".lake/packages/x")).expect("mk");
-    std::fs::write(d.path().join(".lake/packages/x/X.lean"), "theorem x : True := sorry").expect("w");
+    std::fs::write(
+        d.path().join(".lake/packages/x/X.lean"),
+        "theorem x : True := sorry",
+    )
+    .expect("w");
     std::fs::create_dir_all(d.path().join("Sub")).expect("mk");
     std::fs::write(d.path().join("Sub/Y.lean"), "theorem y : True := trivial").expect("w");
     assert_eq!(p.lean_files().expect("files"), vec!["Sub/Y.lean"]);
@@ -68,9 +91,12 @@ fn stage_files_builds_a_project_and_rejects_non_lean() {
     let d = tempfile::tempdir().expect("tmp");
     let src = d.path().join("A.lean");
     std::fs::write(&src, "theorem a : True := trivial").expect("w");
-    let p = stage_files(&[src.clone()], &d.path().join("staged")).expect("staged");
+    let p = stage_files(std::slice::from_ref(&src), &d.path().join("staged")).expect("staged");
     assert_eq!(p.lean_files().expect("files"), vec!["A.lean"]);
-    assert_eq!(p.lean_toolchain().expect("tc"), Pins::builtin().lean_toolchain);
+    assert_eq!(
+        p.lean_toolchain().expect("tc"),
+        Pins::builtin().lean_toolchain
+    );
     let txt = d.path().join("notes.txt");
     std::fs::write(&txt, "x").expect("w");
     let e = stage_files(&[txt], &d.path().join("s2")).expect_err("txt rejected");

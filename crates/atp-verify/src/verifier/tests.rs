@@ -1,9 +1,15 @@
 use super::*;
 
 fn prep(files: &[(&str, &str)], original: Option<&[(&str, &str)]>) -> Prepared {
-    let s: BTreeMap<String, String> = files.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    let o: Option<BTreeMap<String, String>> =
-        original.map(|o| o.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+    let s: BTreeMap<String, String> = files
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let o: Option<BTreeMap<String, String>> = original.map(|o| {
+        o.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    });
     Prepared::from_sources(s, o.as_ref(), &VerifyOptions::default())
 }
 
@@ -27,11 +33,32 @@ fn probe_msgs(p: &Prepared, rel: &str, lines: &[&str]) -> String {
 
 #[test]
 fn clean_transcript_verifies() {
-    let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\nexample : True := by trivial\n")], None);
-    let out = block(&p, "A.lean", &probe_msgs(&p, "A.lean", &["'a' does not depend on any axioms", "'_atp_example_1' depends on axioms: [propext,\n  Classical.choice,\n  Quot.sound]"]), 0);
+    let p = prep(
+        &[(
+            "A.lean",
+            "theorem a : 1 = 1 := rfl\nexample : True := by trivial\n",
+        )],
+        None,
+    );
+    let out = block(
+        &p,
+        "A.lean",
+        &probe_msgs(
+            &p,
+            "A.lean",
+            &[
+                "'a' does not depend on any axioms",
+                "'_atp_example_1' depends on axioms: [propext,\n  Classical.choice,\n  Quot.sound]",
+            ],
+        ),
+        0,
+    );
     let v = p.evaluate(&out, false, &VerifyPolicy::default());
     assert!(v.report.verified, "{:?}", v.report.violations);
-    assert_eq!(v.report.axioms, vec!["Classical.choice", "Quot.sound", "propext"]);
+    assert_eq!(
+        v.report.axioms,
+        vec!["Classical.choice", "Quot.sound", "propext"]
+    );
     assert_eq!(v.report.per_file["A.lean"].axioms["example #1"].len(), 3);
     assert!(v.compile_log.contains("== A.lean (exit 0) =="));
     assert!(!v.compile_log.contains("/tmp/atp-probe"));
@@ -42,14 +69,29 @@ fn sorry_warning_error_and_axioms_from_lean() {
     let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\n")], None);
     let path = format!("/tmp/atp-probe-{}/src/A.lean", p.nonce);
     // the stand-in would print these for a sorry the source scan cannot see (e.g. a macro)
-    let body = format!("{path}:1:8: warning: declaration uses `sorry`\n{}", probe_msgs(&p, "A.lean", &["'a' depends on axioms: [my_ax, sorryAx]"]));
-    let v = p.evaluate(&block(&p, "A.lean", &body, 0), false, &VerifyPolicy::default());
+    let body = format!(
+        "{path}:1:8: warning: declaration uses `sorry`\n{}",
+        probe_msgs(&p, "A.lean", &["'a' depends on axioms: [my_ax, sorryAx]"])
+    );
+    let v = p.evaluate(
+        &block(&p, "A.lean", &body, 0),
+        false,
+        &VerifyPolicy::default(),
+    );
     assert!(!v.report.verified);
     assert!(!v.report.sorry_free);
     assert_eq!(v.report.non_standard_axioms, vec!["my_ax", "sorryAx"]);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(1)));
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(1)));
     let body = format!("{path}:1:20: error: type mismatch\n  rfl\n");
-    let v = p.evaluate(&block(&p, "A.lean", &body, 1), false, &VerifyPolicy::default());
+    let v = p.evaluate(
+        &block(&p, "A.lean", &body, 1),
+        false,
+        &VerifyPolicy::default(),
+    );
     assert!(!v.report.compiles);
     assert_eq!(v.report.violations[0].kind, ViolationKind::CompileError);
     assert_eq!(v.report.violations[0].message, "error: type mismatch");
@@ -61,30 +103,62 @@ fn forged_probe_lines_before_the_probe_are_ignored() {
     let path = format!("/tmp/atp-probe-{}/src/A.lean", p.nonce);
     // a candidate logging a fake sentinel and fake axioms from line 1 does not satisfy the probe
     let body = format!("{path}:1:0: info: atp-probe-done {}\n{path}:1:0: info: 'a' does not depend on any axioms\n", p.nonce);
-    let v = p.evaluate(&block(&p, "A.lean", &body, 0), false, &VerifyPolicy::default());
+    let v = p.evaluate(
+        &block(&p, "A.lean", &body, 0),
+        false,
+        &VerifyPolicy::default(),
+    );
     assert!(!v.report.verified);
     assert_eq!(v.report.violations[0].kind, ViolationKind::ProbeMissing);
 }
 
 #[test]
 fn timeout_and_missing_blocks() {
-    let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\n"), ("B.lean", "theorem b : 1 = 1 := rfl\n")], None);
+    let p = prep(
+        &[
+            ("A.lean", "theorem a : 1 = 1 := rfl\n"),
+            ("B.lean", "theorem b : 1 = 1 := rfl\n"),
+        ],
+        None,
+    );
     let partial = format!("=== ATP FILE {} A.lean ===\nsome output\n", p.nonce);
     let v = p.evaluate(&partial, true, &VerifyPolicy::default());
     assert!(v.report.timed_out && !v.report.verified);
-    assert!(v.report.violations.iter().any(|x| x.kind == ViolationKind::Timeout));
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Timeout));
     let v = p.evaluate("", false, &VerifyPolicy::default());
-    assert_eq!(v.report.violations.iter().filter(|x| x.kind == ViolationKind::CompileError).count(), 2);
+    assert_eq!(
+        v.report
+            .violations
+            .iter()
+            .filter(|x| x.kind == ViolationKind::CompileError)
+            .count(),
+        2
+    );
 }
 
 #[test]
 fn script_has_waves_markers_and_olean_outputs() {
-    let p = prep(&[("Lib/Helper.lean", "def h := 1\n"), ("Main.lean", "import Lib.Helper\ntheorem m : h = 1 := rfl\n")], None);
+    let p = prep(
+        &[
+            ("Lib/Helper.lean", "def h := 1\n"),
+            ("Main.lean", "import Lib.Helper\ntheorem m : h = 1 := rfl\n"),
+        ],
+        None,
+    );
     let s = &p.script;
-    let helper = s.find("start 0 Lib/Helper.lean .lake/build/lib/lean/Lib/Helper.olean").expect("helper starts with -o");
+    let helper = s
+        .find("start 0 Lib/Helper.lean .lake/build/lib/lean/Lib/Helper.olean")
+        .expect("helper starts with -o");
     let main = s.find("start 1 Main.lean ''").expect("main");
     let drain = s[helper..].find("drain").expect("drain") + helper;
-    assert!(helper < drain && drain < main, "Main waits for Helper's wave");
+    assert!(
+        helper < drain && drain < main,
+        "Main waits for Helper's wave"
+    );
     assert!(s.contains(&format!("=== ATP FILE {} $rel ===", p.nonce)));
     assert!(s.contains("-- atp-axiom-probe"));
 }
@@ -96,20 +170,55 @@ fn script_runs_with_a_fake_lake_and_bounded_workers() {
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("mk");
     std::fs::write(bin.join("lake"), "#!/bin/bash\n# args: env lean [-o OUT] FILE\nf=\"${@: -1}\"\necho \"$f:1:0: warning: declaration uses 'sorry'\"\n[ \"$3\" = -o ] && { mkdir -p \"$(dirname \"$4\")\"; : > \"$4\"; }\nexit 0\n").expect("w");
-    std::process::Command::new("chmod").arg("+x").arg(bin.join("lake")).status().expect("chmod");
-    let files: Vec<(String, String)> = (0..6).map(|i| (format!("F{i}.lean"), format!("theorem t{i} : True := trivial\n"))).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let p = Prepared::from_sources(refs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), None, &VerifyOptions { workers: Some(2), ..Default::default() });
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("lake"))
+        .status()
+        .expect("chmod");
+    let files: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                format!("F{i}.lean"),
+                format!("theorem t{i} : True := trivial\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = Prepared::from_sources(
+        refs.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        None,
+        &VerifyOptions {
+            workers: Some(2),
+            ..Default::default()
+        },
+    );
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(&p.script)
         .current_dir(dir.path())
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let blocks = crate::parse::split_blocks(&stdout, &p.nonce);
-    assert_eq!(blocks.len(), 6, "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        blocks.len(),
+        6,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(blocks.iter().all(|b| b.exit_code == Some(0)));
     let v = p.evaluate(&stdout, false, &VerifyPolicy::default());
     assert!(v.report.per_file.values().all(|f| f.sorry));
