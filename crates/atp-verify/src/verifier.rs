@@ -239,6 +239,12 @@ impl Prepared {
             Some(o) => Some(o.sources()?),
             None => None,
         };
+        if let Some(bad) = sources.keys().find(|k| !safe_rel_path(k)) {
+            return Err(VerifyError::InvalidInput(format!(
+                "{}: file name `{bad}` contains characters atp does not accept (quotes, `$`, `\\`, backquotes, whitespace, `..`) — rename it",
+                candidate.root().display()
+            )));
+        }
         Ok(Self::from_sources(sources, orig.as_ref(), options))
     }
 
@@ -264,6 +270,19 @@ impl Prepared {
     pub fn evaluate(&self, stdout: &str, timed_out: bool, policy: &VerifyPolicy) -> Verification {
         evaluate(self, stdout, timed_out, policy)
     }
+}
+
+/// Whether a project-relative path is safe to splice into the verification script: no shell
+/// metacharacters, whitespace or `..` components (module names never need them).
+pub fn safe_rel_path(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && !rel.starts_with('-')
+        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && rel.chars().all(|c| {
+            (c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '«' | '»'))
+                && !c.is_whitespace()
+        })
 }
 
 /// Dependency waves: files whose project-local imports are all in earlier waves.
