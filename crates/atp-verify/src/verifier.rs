@@ -278,7 +278,9 @@ pub fn safe_rel_path(rel: &str) -> bool {
     !rel.is_empty()
         && !rel.starts_with('/')
         && !rel.starts_with('-')
-        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
         && rel.chars().all(|c| {
             (c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '«' | '»'))
                 && !c.is_whitespace()

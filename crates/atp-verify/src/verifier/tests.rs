@@ -228,13 +228,29 @@ fn script_runs_with_a_fake_lake_and_bounded_workers() {
 fn unsafe_file_names_are_rejected() {
     assert!(safe_rel_path("Mathlib/Foo/Bar.lean"));
     assert!(safe_rel_path("Ünïcode/Δ.lean"));
-    for bad in ["q?.lean", "a b.lean", "$(x).lean", "a\"b.lean", "`x`.lean", "../x.lean", "a/../b.lean", "x\\y.lean", "it's.lean", "-x.lean", "/abs.lean"] {
+    for bad in [
+        "q?.lean",
+        "a b.lean",
+        "$(x).lean",
+        "a\"b.lean",
+        "`x`.lean",
+        "../x.lean",
+        "a/../b.lean",
+        "x\\y.lean",
+        "it's.lean",
+        "-x.lean",
+        "/abs.lean",
+    ] {
         assert!(!safe_rel_path(bad), "{bad}");
     }
     let d = tempfile::tempdir().expect("tmp");
     std::fs::write(d.path().join("lakefile.toml"), "name = \"x\"").expect("w");
     std::fs::write(d.path().join("lean-toolchain"), "leanprover/lean4:v4.28.0").expect("w");
-    std::fs::write(d.path().join("$(touch pwned).lean"), "theorem a : True := trivial").expect("w");
+    std::fs::write(
+        d.path().join("$(touch pwned).lean"),
+        "theorem a : True := trivial",
+    )
+    .expect("w");
     let p = crate::LeanProject::open(d.path()).expect("opens");
     let e = Prepared::new(&p, None, &VerifyOptions::default()).expect_err("refused");
     assert_eq!(e.kind(), "invalid_input");
