@@ -32,10 +32,15 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn router_calls(fake: &FakeModal) -> usize {
-    ["TaskExecStart", "TaskExecStdinWrite", "TaskExecStdioRead", "TaskExecWait"]
-        .iter()
-        .map(|m| fake.calls(m))
-        .sum()
+    [
+        "TaskExecStart",
+        "TaskExecStdinWrite",
+        "TaskExecStdioRead",
+        "TaskExecWait",
+    ]
+    .iter()
+    .map(|m| fake.calls(m))
+    .sum()
 }
 
 fn rate(bytes: usize, d: Duration) -> String {
@@ -61,7 +66,10 @@ async fn measure(fake: &FakeModal, mb: usize) -> Result<()> {
     for i in 0..files {
         let dir = wd.path().join(format!("d{}", i % 10));
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("f{i}.bin")), noise(total / files, i as u64 + 7))?;
+        std::fs::write(
+            dir.join(format!("f{i}.bin")),
+            noise(total / files, i as u64 + 7),
+        )?;
     }
     let creds = ModalCredentials::new(fake.url(), "ak-bench", "as-bench");
     let cfg = ModalConfig {
@@ -70,7 +78,9 @@ async fn measure(fake: &FakeModal, mb: usize) -> Result<()> {
     };
     let backend = ModalBackend::new(cfg, creds)?;
     let t = Instant::now();
-    let s = backend.session(wd.path(), SessionOptions::default()).await?;
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await?;
     let open = t.elapsed();
     println!("workdir: {files} files, {total} bytes; session open (create + push): {open:?}");
 
@@ -128,10 +138,16 @@ async fn measure(fake: &FakeModal, mb: usize) -> Result<()> {
         )
         .await?;
     let untar = s
-        .exec_wait("tar -xzf /tmp/atp-bench.tgz -C /workspace/wd && rm /tmp/atp-bench.tgz", ExecOptions::default())
+        .exec_wait(
+            "tar -xzf /tmp/atp-bench.tgz -C /workspace/wd && rm /tmp/atp-bench.tgz",
+            ExecOptions::default(),
+        )
         .await?;
     let old = t.elapsed();
-    anyhow::ensure!(copy.exit_code == 0 && untar.exit_code == 0, "temp-file push failed");
+    anyhow::ensure!(
+        copy.exit_code == 0 && untar.exit_code == 0,
+        "temp-file push failed"
+    );
     println!(
         "push  (open-atp: temp file + copy + untar): {old:?}, {}, {} router round trips",
         rate(pulled as usize, old),

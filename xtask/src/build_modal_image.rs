@@ -46,7 +46,11 @@ pub fn run(args: Args) -> Result<()> {
         let creds = ModalCredentials::from_env()?;
         let client = ModalClient::new(creds)?;
         let app = client.app_get_or_create(&args.app, true).await?;
-        println!("building {} layers in app {} ({app})", layers.len(), args.app);
+        println!(
+            "building {} layers in app {} ({app})",
+            layers.len(),
+            args.app
+        );
         let id = client
             .image_build(&app, &layers, args.force, &mut |l: &str| print!("    {l}"))
             .await?;
@@ -57,7 +61,7 @@ pub fn run(args: Args) -> Result<()> {
             println!("  pin {k}={v}");
         }
         println!(
-            "the Modal backend finds it by name: atp verify --backend modal --modal-image {}",
+            "the Modal backend finds it by name: atp verify --backend modal --image {}",
             args.name
         );
         Ok(())

@@ -38,9 +38,14 @@ pub fn run(args: Args) -> Result<()> {
         println!("fake Modal listening; use:");
         println!("  MODAL_SERVER_URL={}", fake.url());
         println!("  MODAL_TOKEN_ID=ak-fake MODAL_TOKEN_SECRET=as-fake MODAL_SANDBOX_V2=0");
-        println!("named image seeded: open-atp:latest; containers labelled atp.run-id={}", fake.run_id());
+        println!(
+            "named image seeded: open-atp:latest; containers labelled atp.run-id={}",
+            fake.run_id()
+        );
         println!("Ctrl-C stops it and removes its containers.");
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         fake.shutdown().await;
         Ok(())
     })

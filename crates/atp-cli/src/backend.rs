@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use atp_backend::{ComputeBackend, NetworkMode};
 use atp_docker::{DockerBackend, DockerConfig};
+use atp_modal::{ModalBackend, ModalConfig};
 
 /// The engines atp can run sandboxes on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -11,6 +12,8 @@ pub enum BackendKind {
     /// Local containers through the Docker Engine API.
     #[default]
     Docker,
+    /// Modal Sandboxes (`modal setup` or MODAL_TOKEN_ID/MODAL_TOKEN_SECRET; app: ATP_MODAL_APP)
+    Modal,
 }
 
 impl BackendKind {
@@ -18,6 +21,7 @@ impl BackendKind {
     pub fn default_image(self) -> &'static str {
         match self {
             BackendKind::Docker => atp_docker::DEFAULT_IMAGE,
+            BackendKind::Modal => "open-atp",
         }
     }
 }
@@ -62,6 +66,19 @@ pub fn make(spec: &BackendSpec) -> anyhow::Result<Arc<dyn ComputeBackend>> {
             network: spec.network,
             ..DockerConfig::for_image(spec.image.clone())
         }))),
+        BackendKind::Modal => {
+            let app = std::env::var("ATP_MODAL_APP")
+                .ok()
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| ModalConfig::default().app);
+            let cfg = ModalConfig {
+                image: spec.image.clone(),
+                app,
+                network: spec.network,
+                ..ModalConfig::default()
+            };
+            Ok(Arc::new(ModalBackend::from_env(cfg)?))
+        }
     }
 }
 

@@ -50,7 +50,10 @@ fn parse_env(cmd: &str) -> Vec<(String, String)> {
     }
     words
         .into_iter()
-        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -74,14 +77,20 @@ impl Control {
 
 #[tonic::async_trait]
 impl ModalClient for Control {
-    async fn auth_token_get(&self, req: Request<pb::AuthTokenGetRequest>) -> R<pb::AuthTokenGetResponse> {
+    async fn auth_token_get(
+        &self,
+        req: Request<pb::AuthTokenGetRequest>,
+    ) -> R<pb::AuthTokenGetResponse> {
         self.0.enter("AuthTokenGet", req.metadata(), false)?;
         let (token, exp) = self.0.jwt(self.0.opts.token_ttl);
         lock(&self.0.t).auth_tokens.insert(token.clone(), exp);
         Ok(Response::new(pb::AuthTokenGetResponse { token }))
     }
 
-    async fn app_get_or_create(&self, req: Request<pb::AppGetOrCreateRequest>) -> R<pb::AppGetOrCreateResponse> {
+    async fn app_get_or_create(
+        &self,
+        req: Request<pb::AppGetOrCreateRequest>,
+    ) -> R<pb::AppGetOrCreateResponse> {
         self.0.enter("AppGetOrCreate", req.metadata(), false)?;
         let r = req.into_inner();
         if r.app_name.is_empty() {
@@ -89,7 +98,9 @@ impl ModalClient for Control {
         }
         let mut t = lock(&self.0.t);
         if let Some(id) = t.apps.get(&r.app_name) {
-            return Ok(Response::new(pb::AppGetOrCreateResponse { app_id: id.clone() }));
+            return Ok(Response::new(pb::AppGetOrCreateResponse {
+                app_id: id.clone(),
+            }));
         }
         if r.object_creation_type == pb::ObjectCreationType::Unspecified as i32 {
             return Err(Status::not_found(format!("App '{}' not found", r.app_name)));
@@ -106,32 +117,52 @@ impl ModalClient for Control {
         self.0.enter("SecretGetOrCreate", req.metadata(), false)?;
         let r = req.into_inner();
         if r.object_creation_type != pb::ObjectCreationType::Ephemeral as i32 {
-            return Err(Status::invalid_argument("the fake only supports ephemeral secrets"));
+            return Err(Status::invalid_argument(
+                "the fake only supports ephemeral secrets",
+            ));
         }
         let id = self.0.next_id("st");
         lock(&self.0.t)
             .secrets
             .insert(id.clone(), r.env_dict.into_iter().collect());
-        Ok(Response::new(pb::SecretGetOrCreateResponse { secret_id: id }))
+        Ok(Response::new(pb::SecretGetOrCreateResponse {
+            secret_id: id,
+        }))
     }
 
-    async fn image_get_by_tag(&self, req: Request<pb::ImageGetByTagRequest>) -> R<pb::ImageGetByTagResponse> {
+    async fn image_get_by_tag(
+        &self,
+        req: Request<pb::ImageGetByTagRequest>,
+    ) -> R<pb::ImageGetByTagResponse> {
         self.0.enter("ImageGetByTag", req.metadata(), false)?;
         let tag = normalize_tag(&req.into_inner().tag);
         match lock(&self.0.t).tags.get(&tag) {
-            Some(id) => Ok(Response::new(pb::ImageGetByTagResponse { image_id: id.clone() })),
+            Some(id) => Ok(Response::new(pb::ImageGetByTagResponse {
+                image_id: id.clone(),
+            })),
             None => Err(Status::not_found(format!("Image '{tag}' not found"))),
         }
     }
 
-    async fn image_publish(&self, req: Request<pb::ImagePublishRequest>) -> R<pb::ImagePublishResponse> {
+    async fn image_publish(
+        &self,
+        req: Request<pb::ImagePublishRequest>,
+    ) -> R<pb::ImagePublishResponse> {
         self.0.enter("ImagePublish", req.metadata(), false)?;
         let r = req.into_inner();
         let mut t = lock(&self.0.t);
         match t.images.get(&r.image_id) {
-            Some(i) if i.result.as_ref().is_some_and(|g| g.status == success().status) => {}
+            Some(i)
+                if i.result
+                    .as_ref()
+                    .is_some_and(|g| g.status == success().status) => {}
             Some(_) => return Err(Status::failed_precondition("image is not built")),
-            None => return Err(Status::not_found(format!("Could not find image with ID {}", r.image_id))),
+            None => {
+                return Err(Status::not_found(format!(
+                    "Could not find image with ID {}",
+                    r.image_id
+                )))
+            }
         }
         t.tags.insert(normalize_tag(&r.tag), r.image_id.clone());
         let revision_id = self.0.next_id("rev");
@@ -147,7 +178,9 @@ impl ModalClient for Control {
     ) -> R<pb::ImageGetOrCreateResponse> {
         self.0.enter("ImageGetOrCreate", req.metadata(), false)?;
         let r = req.into_inner();
-        let image = r.image.ok_or_else(|| Status::invalid_argument("image missing"))?;
+        let image = r
+            .image
+            .ok_or_else(|| Status::invalid_argument("image missing"))?;
         let base = match image.base_images.as_slice() {
             [] => None,
             [b] => Some(b.image_id.clone()),
@@ -156,8 +189,15 @@ impl ModalClient for Control {
         let mut t = lock(&self.0.t);
         if let Some(b) = &base {
             match t.images.get(b) {
-                Some(i) if i.result.as_ref().is_some_and(|g| g.status == success().status) => {}
-                _ => return Err(Status::not_found(format!("base image {b} not found or not built"))),
+                Some(i)
+                    if i.result
+                        .as_ref()
+                        .is_some_and(|g| g.status == success().status) => {}
+                _ => {
+                    return Err(Status::not_found(format!(
+                        "base image {b} not found or not built"
+                    )))
+                }
             }
         }
         let mut h = sha2::Sha256::new();
@@ -229,10 +269,9 @@ impl ModalClient for Control {
         let r = req.into_inner();
         let (logs, result) = {
             let t = lock(&self.0.t);
-            let img = t
-                .images
-                .get(&r.image_id)
-                .ok_or_else(|| Status::not_found(format!("Could not find image with ID {}", r.image_id)))?;
+            let img = t.images.get(&r.image_id).ok_or_else(|| {
+                Status::not_found(format!("Could not find image with ID {}", r.image_id))
+            })?;
             (img.logs.clone(), img.result.clone())
         };
         let start: usize = r
@@ -243,7 +282,8 @@ impl ModalClient for Control {
             .unwrap_or(0);
         let batch = self.0.opts.build_log_batch.max(1);
         let end = (start + batch).min(logs.len());
-        let mut items: Vec<Result<pb::ImageJoinStreamingResponse, Status>> = logs[start.min(end)..end]
+        let mut items: Vec<Result<pb::ImageJoinStreamingResponse, Status>> = logs
+            [start.min(end)..end]
             .iter()
             .enumerate()
             .map(|(i, l)| {
@@ -268,7 +308,10 @@ impl ModalClient for Control {
         Ok(Response::new(Box::pin(futures::stream::iter(items))))
     }
 
-    async fn sandbox_create(&self, req: Request<pb::SandboxCreateRequest>) -> R<pb::SandboxCreateResponse> {
+    async fn sandbox_create(
+        &self,
+        req: Request<pb::SandboxCreateRequest>,
+    ) -> R<pb::SandboxCreateResponse> {
         self.0.enter("SandboxCreate", req.metadata(), false)?;
         let key = req
             .metadata()
@@ -277,14 +320,18 @@ impl ModalClient for Control {
             .map(str::to_string);
         if let Some(k) = &key {
             if let Some(id) = lock(&self.0.t).idempotent_creates.get(k) {
-                return Ok(Response::new(pb::SandboxCreateResponse { sandbox_id: id.clone() }));
+                return Ok(Response::new(pb::SandboxCreateResponse {
+                    sandbox_id: id.clone(),
+                }));
             }
         }
         let r = req.into_inner();
-        let def = r.definition.ok_or_else(|| Status::invalid_argument("definition missing"))?;
-        let mut env = self
-            .image_env(&def.image_id)
-            .ok_or_else(|| Status::not_found(format!("Could not find image with ID {}", def.image_id)))?;
+        let def = r
+            .definition
+            .ok_or_else(|| Status::invalid_argument("definition missing"))?;
+        let mut env = self.image_env(&def.image_id).ok_or_else(|| {
+            Status::not_found(format!("Could not find image with ID {}", def.image_id))
+        })?;
         {
             let t = lock(&self.0.t);
             if !t.apps.values().any(|a| *a == r.app_id) {
@@ -298,8 +345,7 @@ impl ModalClient for Control {
                 env.extend(e.clone());
             }
             if let Some(n) = &def.name {
-                if t
-                    .sandboxes
+                if t.sandboxes
                     .values()
                     .any(|s| s.name.as_deref() == Some(n) && s.result.is_none())
                 {
@@ -307,7 +353,11 @@ impl ModalClient for Control {
                 }
             }
         }
-        let timeout = if def.timeout_secs == 0 { 300 } else { def.timeout_secs };
+        let timeout = if def.timeout_secs == 0 {
+            300
+        } else {
+            def.timeout_secs
+        };
         let id = self.0.next_id("sb");
         let container = engine::create_container(&self.0, &id, &env, timeout)
             .await
@@ -337,7 +387,9 @@ impl ModalClient for Control {
                 FakeSandbox {
                     view,
                     task_id,
-                    created_at: now() + self.0.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f64 * 1e-6,
+                    created_at: now()
+                        + self.0.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f64
+                            * 1e-6,
                     name: def.name,
                     result: None,
                     task_polls: 0,
@@ -362,7 +414,11 @@ impl ModalClient for Control {
         if r.tags.iter().any(|t| t.tag_name.is_empty()) {
             return Err(Status::invalid_argument("empty tag name"));
         }
-        sb.view.tags = r.tags.into_iter().map(|t| (t.tag_name, t.tag_value)).collect();
+        sb.view.tags = r
+            .tags
+            .into_iter()
+            .map(|t| (t.tag_name, t.tag_value))
+            .collect();
         Ok(Response::new(()))
     }
 
@@ -392,7 +448,10 @@ impl ModalClient for Control {
         }))
     }
 
-    async fn sandbox_wait(&self, req: Request<pb::SandboxWaitRequest>) -> R<pb::SandboxWaitResponse> {
+    async fn sandbox_wait(
+        &self,
+        req: Request<pb::SandboxWaitRequest>,
+    ) -> R<pb::SandboxWaitResponse> {
         self.0.enter("SandboxWait", req.metadata(), false)?;
         let r = req.into_inner();
         let wait = Duration::from_secs_f32(r.timeout.max(0.0)).min(self.0.opts.long_poll_max);
@@ -408,7 +467,9 @@ impl ModalClient for Control {
                     .get(&r.sandbox_id)
                     .ok_or_else(|| Status::not_found("sandbox not found"))?;
                 if sb.result.is_some() {
-                    return Ok(Response::new(pb::SandboxWaitResponse { result: sb.result.clone() }));
+                    return Ok(Response::new(pb::SandboxWaitResponse {
+                        result: sb.result.clone(),
+                    }));
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -433,10 +494,15 @@ impl ModalClient for Control {
             "terminated by request",
         )
         .await;
-        Ok(Response::new(pb::SandboxTerminateResponse { existing_result: existing }))
+        Ok(Response::new(pb::SandboxTerminateResponse {
+            existing_result: existing,
+        }))
     }
 
-    async fn sandbox_list(&self, req: Request<pb::SandboxListRequest>) -> R<pb::SandboxListResponse> {
+    async fn sandbox_list(
+        &self,
+        req: Request<pb::SandboxListRequest>,
+    ) -> R<pb::SandboxListResponse> {
         self.0.enter("SandboxList", req.metadata(), false)?;
         let r = req.into_inner();
         let t = lock(&self.0.t);
@@ -446,7 +512,11 @@ impl ModalClient for Control {
             .filter(|s| r.app_id.is_empty() || s.view.app_id == r.app_id)
             .filter(|s| r.include_finished || s.result.is_none())
             .filter(|s| r.before_timestamp == 0.0 || s.created_at < r.before_timestamp)
-            .filter(|s| r.tags.iter().all(|tag| s.view.tags.get(&tag.tag_name) == Some(&tag.tag_value)))
+            .filter(|s| {
+                r.tags
+                    .iter()
+                    .all(|tag| s.view.tags.get(&tag.tag_name) == Some(&tag.tag_value))
+            })
             .collect();
         v.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
         let sandboxes = v
@@ -477,7 +547,8 @@ impl ModalClient for Control {
         &self,
         req: Request<pb::TaskGetCommandRouterAccessRequest>,
     ) -> R<pb::TaskGetCommandRouterAccessResponse> {
-        self.0.enter("TaskGetCommandRouterAccess", req.metadata(), false)?;
+        self.0
+            .enter("TaskGetCommandRouterAccess", req.metadata(), false)?;
         let r = req.into_inner();
         let mut t = lock(&self.0.t);
         let sb_id = t
@@ -491,7 +562,10 @@ impl ModalClient for Control {
         let (jwt, exp) = self.0.jwt(self.0.opts.router_token_ttl);
         t.router_tokens.insert(jwt.clone(), exp);
         let url = lock(&self.0.router_url).clone();
-        Ok(Response::new(pb::TaskGetCommandRouterAccessResponse { jwt, url }))
+        Ok(Response::new(pb::TaskGetCommandRouterAccessResponse {
+            jwt,
+            url,
+        }))
     }
 }
 
@@ -508,7 +582,10 @@ mod tests {
                 ("B".to_string(), "x y".to_string()),
             ]
         );
-        assert_eq!(parse_env("ENV A 1 2"), vec![("A".to_string(), "1 2".to_string())]);
+        assert_eq!(
+            parse_env("ENV A 1 2"),
+            vec![("A".to_string(), "1 2".to_string())]
+        );
         assert!(parse_env("RUN x").is_empty());
     }
 }

@@ -25,9 +25,10 @@ pub async fn docker_ready(image: &str) -> Result<Docker, String> {
         .ping()
         .await
         .map_err(|e| format!("no Docker engine reachable ({e})"))?;
-    docker.inspect_image(image).await.map_err(|e| {
-        format!("image {image} missing ({e}) — run `cargo xtask test-image`")
-    })?;
+    docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| format!("image {image} missing ({e}) — run `cargo xtask test-image`"))?;
     Ok(docker)
 }
 
@@ -58,12 +59,18 @@ pub(crate) async fn create_container(
     let name = format!("fake-modal-{sandbox_id}");
     let c = state
         .docker
-        .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            body,
+        )
         .await
         .map_err(|e| e.to_string())?;
     state
         .docker
-        .start_container(&c.id, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &c.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .map_err(|e| e.to_string())?;
     Ok(c.id)
@@ -101,7 +108,10 @@ pub(crate) fn watch_container(state: Arc<State>, sandbox_id: String, container: 
 }
 
 async fn remove(docker: &Docker, id: &str) {
-    let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let opts = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     if let Err(e) = docker.remove_container(id, Some(opts)).await {
         tracing::debug!("fake: removing {id}: {e}");
     }
@@ -156,7 +166,10 @@ pub(crate) async fn remove_all(state: &State) {
         "label".to_string(),
         vec![format!("atp.run-id={}", state.opts.run_id)],
     )]);
-    let opts = ListContainersOptionsBuilder::new().all(true).filters(&filter).build();
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filter)
+        .build();
     if let Ok(list) = state.docker.list_containers(Some(opts)).await {
         for c in list {
             if let Some(id) = c.id {
@@ -201,7 +214,11 @@ pub(crate) async fn start_exec(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let StartExecResults::Attached { mut output, mut input } = started else {
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started
+    else {
         return Err("engine detached the exec".into());
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<bytes::Bytes>>();

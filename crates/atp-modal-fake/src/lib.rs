@@ -193,7 +193,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl State {
     pub(crate) fn next_id(&self, prefix: &str) -> String {
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
-        format!("{prefix}-{n:04}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+        format!(
+            "{prefix}-{n:04}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        )
     }
 
     pub(crate) fn jwt(&self, ttl: Duration) -> (String, u64) {
@@ -206,11 +209,19 @@ impl State {
     }
 
     /// Record the call, check credentials / tokens, apply injected errors.
-    pub(crate) fn enter(&self, method: &str, md: &tonic::metadata::MetadataMap, router: bool) -> Result<(), Status> {
+    pub(crate) fn enter(
+        &self,
+        method: &str,
+        md: &tonic::metadata::MetadataMap,
+        router: bool,
+    ) -> Result<(), Status> {
         let mut map = BTreeMap::new();
         for kv in md.iter() {
             if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
-                map.insert(k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_string());
+                map.insert(
+                    k.as_str().to_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                );
             }
         }
         let mut t = lock(&self.t);
@@ -262,14 +273,18 @@ pub struct FakeModal {
 
 impl std::fmt::Debug for FakeModal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeModal").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("FakeModal")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl FakeModal {
     /// Start both servers. Fails when the Docker engine or the sandbox image is missing.
     pub async fn start(opts: FakeOptions) -> Result<FakeModal, FakeError> {
-        let docker = engine::docker_ready(&opts.docker_image).await.map_err(FakeError::Docker)?;
+        let docker = engine::docker_ready(&opts.docker_image)
+            .await
+            .map_err(FakeError::Docker)?;
         let state = Arc::new(State {
             opts: opts.clone(),
             t: Mutex::new(Tables::default()),
@@ -299,10 +314,12 @@ impl FakeModal {
             }
         }
         let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| FakeError::Bind {
-                addr: addr.to_string(),
-                detail: e.to_string(),
-            })
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| FakeError::Bind {
+                    addr: addr.to_string(),
+                    detail: e.to_string(),
+                })
         };
         let cp_listener = bind(opts.addr).await?;
         let router_listener = bind(SocketAddr::new(opts.addr.ip(), 0)).await?;
@@ -371,7 +388,9 @@ impl FakeModal {
 
     /// Fail the next `times` calls of `method` (e.g. `"SandboxCreate"`) with `code`.
     pub fn inject_error(&self, method: &str, code: Code, times: u32) {
-        lock(&self.state.t).inject.insert(method.to_string(), (code, times));
+        lock(&self.state.t)
+            .inject
+            .insert(method.to_string(), (code, times));
     }
 
     /// Every request received so far for `method` (all when `None`).
@@ -407,7 +426,11 @@ impl FakeModal {
 
     /// How many times the image `image_id` was built.
     pub fn builds(&self, image_id: &str) -> u32 {
-        lock(&self.state.t).images.get(image_id).map(|i| i.builds).unwrap_or(0)
+        lock(&self.state.t)
+            .images
+            .get(image_id)
+            .map(|i| i.builds)
+            .unwrap_or(0)
     }
 
     /// The commands and base of an image (for asserting layer chaining).
@@ -420,7 +443,12 @@ impl FakeModal {
 
     /// Kill a sandbox's container under it, as a crashed worker would.
     pub async fn kill_sandbox(&self, sandbox_id: &str) {
-        engine::kill_sandbox(&self.state, sandbox_id, "worker crashed (killed by the fake)").await;
+        engine::kill_sandbox(
+            &self.state,
+            sandbox_id,
+            "worker crashed (killed by the fake)",
+        )
+        .await;
     }
 
     /// Make every exec stream stop answering (neither data nor end), and `TaskExecWait` hang.

@@ -25,7 +25,9 @@ impl Router {
             .and_then(|s| t.sandboxes.get(s))
             .ok_or_else(|| Status::not_found(format!("task {task_id} not found")))?;
         if sb.result.is_some() {
-            return Err(Status::failed_precondition(format!("task {task_id} already completed")));
+            return Err(Status::failed_precondition(format!(
+                "task {task_id} already completed"
+            )));
         }
         sb.view
             .container
@@ -39,7 +41,9 @@ impl Router {
             .cloned()
             .ok_or_else(|| Status::not_found(format!("exec {exec_id} not found")))?;
         if lock(&e.state).task_id != task_id {
-            return Err(Status::not_found(format!("exec {exec_id} not found in task {task_id}")));
+            return Err(Status::not_found(format!(
+                "exec {exec_id} not found in task {task_id}"
+            )));
         }
         Ok(e)
     }
@@ -55,7 +59,10 @@ impl Router {
 
 #[tonic::async_trait]
 impl TaskCommandRouter for Router {
-    async fn task_exec_start(&self, req: Request<rpb::TaskExecStartRequest>) -> R<rpb::TaskExecStartResponse> {
+    async fn task_exec_start(
+        &self,
+        req: Request<rpb::TaskExecStartRequest>,
+    ) -> R<rpb::TaskExecStartResponse> {
         self.0.enter("TaskExecStart", req.metadata(), true)?;
         let r = req.into_inner();
         if r.command_args.is_empty() {
@@ -87,7 +94,12 @@ impl TaskCommandRouter for Router {
                 (false, 2) => "exec >/dev/null 2>&1",
                 _ => "exec >/dev/null 2>/dev/null",
             };
-            let mut wrapped = vec!["sh".to_string(), "-c".to_string(), format!("{redirect}; exec \"$@\""), "sh".to_string()];
+            let mut wrapped = vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!("{redirect}; exec \"$@\""),
+                "sh".to_string(),
+            ];
             wrapped.append(&mut argv);
             argv = wrapped;
         }
@@ -167,11 +179,18 @@ impl TaskCommandRouter for Router {
                     let st = lock(&e.state);
                     let buf = if stderr { &st.stderr } else { &st.stdout };
                     let end = buf.len().min(offset + chunk);
-                    (buf.get(offset..end).map(<[u8]>::to_vec).unwrap_or_default(), st.output_done)
+                    (
+                        buf.get(offset..end).map(<[u8]>::to_vec).unwrap_or_default(),
+                        st.output_done,
+                    )
                 };
                 if !data.is_empty() {
                     offset += data.len();
-                    if tx.send(Ok(rpb::TaskExecStdioReadResponse { data })).await.is_err() {
+                    if tx
+                        .send(Ok(rpb::TaskExecStdioReadResponse { data }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     continue;
@@ -188,7 +207,9 @@ impl TaskCommandRouter for Router {
                 };
                 if dead {
                     let _ = tx
-                        .send(Err(Status::failed_precondition("task terminated while the exec ran")))
+                        .send(Err(Status::failed_precondition(
+                            "task terminated while the exec ran",
+                        )))
                         .await;
                     return;
                 }
@@ -198,7 +219,10 @@ impl TaskCommandRouter for Router {
         Ok(Response::new(stream))
     }
 
-    async fn task_exec_wait(&self, req: Request<rpb::TaskExecWaitRequest>) -> R<rpb::TaskExecWaitResponse> {
+    async fn task_exec_wait(
+        &self,
+        req: Request<rpb::TaskExecWaitRequest>,
+    ) -> R<rpb::TaskExecWaitResponse> {
         self.0.enter("TaskExecWait", req.metadata(), true)?;
         let r = req.into_inner();
         let e = self.exec(&r.task_id, &r.exec_id)?;
@@ -210,7 +234,9 @@ impl TaskCommandRouter for Router {
                 futures::future::pending::<()>().await;
             }
             if self.task_dead(&r.task_id) {
-                return Err(Status::failed_precondition("task terminated while the exec ran"));
+                return Err(Status::failed_precondition(
+                    "task terminated while the exec ran",
+                ));
             }
             if let Some(code) = lock(&e.state).exit {
                 use rpb::task_exec_wait_response::ExitStatus;

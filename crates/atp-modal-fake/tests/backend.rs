@@ -10,13 +10,19 @@ mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workdir_edits_in_the_sandbox_land_on_the_host() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
     std::fs::write(wd.path().join("a.txt"), "from host\n").expect("w");
     std::fs::write(wd.path().join("gone.txt"), "delete me\n").expect("w");
     std::fs::create_dir_all(wd.path().join("src/deep")).expect("mk");
-    std::fs::write(wd.path().join("src/deep/x.lean"), "theorem x : True := trivial\n").expect("w");
+    std::fs::write(
+        wd.path().join("src/deep/x.lean"),
+        "theorem x : True := trivial\n",
+    )
+    .expect("w");
     let run_id = RunId::new();
     let opts = SessionOptions {
         env: BTreeMap::from([("SESSION_VAR".to_string(), "s1".to_string())]),
@@ -40,16 +46,29 @@ async fn workdir_edits_in_the_sandbox_land_on_the_host() {
         r.stdout,
         "from host\ntheorem x : True := trivial\n1 2 s1 c1\n/workspace/wd\n"
     );
-    let sb = fake.sandboxes().into_iter().find(|v| v.id == s.id()).expect("sandbox");
+    let sb = fake
+        .sandboxes()
+        .into_iter()
+        .find(|v| v.id == s.id())
+        .expect("sandbox");
     assert_eq!(sb.tags.get("atp.run-id"), Some(&run_id.to_string()));
     assert_eq!(sb.tags.get("atp.managed").map(String::as_str), Some("true"));
     assert_eq!(sb.milli_cpu, 2000);
     assert_eq!(sb.memory_mb, 4096);
     s.close().await.expect("close");
     s.close().await.expect("close is idempotent");
-    assert_eq!(std::fs::read_to_string(wd.path().join("b.txt")).expect("b"), "new\n");
-    assert_eq!(std::fs::read_to_string(wd.path().join("sub/u")).expect("u"), "ü∀");
-    assert!(!wd.path().join("gone.txt").exists(), "deletion in the sandbox reaches the host");
+    assert_eq!(
+        std::fs::read_to_string(wd.path().join("b.txt")).expect("b"),
+        "new\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wd.path().join("sub/u")).expect("u"),
+        "ü∀"
+    );
+    assert!(
+        !wd.path().join("gone.txt").exists(),
+        "deletion in the sandbox reaches the host"
+    );
     assert!(wd.path().join("src/deep/x.lean").exists());
     assert!(matches!(
         s.exec("true", ExecOptions::default()).await,
@@ -66,10 +85,15 @@ async fn stdout_lines_survive_odd_chunk_and_utf8_boundaries() {
         chunk_size: 3,
         ..Default::default()
     };
-    let Some(fake) = common::fake(opts).await else { return };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
-    let s = backend.session(wd.path(), SessionOptions::default()).await.expect("session");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
     let mut h = s
         .exec(
             "printf 'héllo wörld\\n∀ x, x = x\\n✓ done\\nno newline ∎'; printf 'err ü' >&2; exit 3",
@@ -81,7 +105,10 @@ async fn stdout_lines_survive_odd_chunk_and_utf8_boundaries() {
     while let Some(l) = h.next_line().await {
         lines.push(l);
     }
-    assert_eq!(lines, vec!["héllo wörld", "∀ x, x = x", "✓ done", "no newline ∎"]);
+    assert_eq!(
+        lines,
+        vec!["héllo wörld", "∀ x, x = x", "✓ done", "no newline ∎"]
+    );
     let r = h.wait().await.expect("result");
     assert_eq!(r.exit_code, 3);
     assert_eq!(r.stderr, "err ü");
@@ -97,21 +124,38 @@ async fn stdout_lines_survive_odd_chunk_and_utf8_boundaries() {
         .await
         .expect("wc");
     assert_eq!(r.stdout.trim(), "5");
-    let r = s.exec_wait("cat; echo eof-seen", ExecOptions::default()).await.expect("cat");
-    assert_eq!(r.stdout, "eof-seen\n", "stdin is closed when no input is given");
+    let r = s
+        .exec_wait("cat; echo eof-seen", ExecOptions::default())
+        .await
+        .expect("cat");
+    assert_eq!(
+        r.stdout, "eof-seen\n",
+        "stdin is closed when no input is given"
+    );
     s.close().await.expect("close");
     fake.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_signals_and_command_timeouts() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
-    let s = backend.session(wd.path(), SessionOptions::default()).await.expect("session");
-    let r = s.exec_wait("exit 42", ExecOptions::default()).await.expect("exit");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
+    let r = s
+        .exec_wait("exit 42", ExecOptions::default())
+        .await
+        .expect("exit");
     assert_eq!(r.exit_code, 42);
-    let r = s.exec_wait("kill -KILL $$", ExecOptions::default()).await.expect("signal");
+    let r = s
+        .exec_wait("kill -KILL $$", ExecOptions::default())
+        .await
+        .expect("signal");
     assert_eq!(r.exit_code, 137);
     let before = fake.calls("TaskExecWait");
     let r = s
@@ -125,7 +169,9 @@ async fn exit_codes_signals_and_command_timeouts() {
         )
         .await;
     match r {
-        Err(BackendError::CommandTimeout { partial, .. }) => assert_eq!(partial.stdout, "started\n"),
+        Err(BackendError::CommandTimeout { partial, .. }) => {
+            assert_eq!(partial.stdout, "started\n")
+        }
         other => panic!("expected CommandTimeout, got {other:?}"),
     }
     assert!(fake.calls("TaskExecWait") > before);
@@ -135,29 +181,46 @@ async fn exit_codes_signals_and_command_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_killed_mid_exec_is_sandbox_dead_not_a_hang() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
-    let s = backend.session(wd.path(), SessionOptions::default()).await.expect("session");
-    let h = s.exec("echo up; sleep 60", ExecOptions::default()).await.expect("exec");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
+    let h = s
+        .exec("echo up; sleep 60", ExecOptions::default())
+        .await
+        .expect("exec");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let started = Instant::now();
     fake.kill_sandbox(s.id()).await;
-    let r = tokio::time::timeout(Duration::from_secs(20), h.wait()).await.expect("no hang");
+    let r = tokio::time::timeout(Duration::from_secs(20), h.wait())
+        .await
+        .expect("no hang");
     assert!(matches!(r, Err(BackendError::SandboxDead { .. })), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
     // Closing a dead session does not hang either and leaves nothing behind.
-    let _ = tokio::time::timeout(Duration::from_secs(20), s.close()).await.expect("close returns");
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.close())
+        .await
+        .expect("close returns");
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_is_exec_timeout() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
-    let s = backend.session(wd.path(), SessionOptions::default()).await.expect("session");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
     fake.stall_execs(true);
     let started = Instant::now();
     let r = s
@@ -179,7 +242,9 @@ async fn a_stalled_stream_is_exec_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_provision_terminates_the_sandbox() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
     fake.inject_error("SandboxGetTaskId", tonic::Code::InvalidArgument, 1);
@@ -190,7 +255,10 @@ async fn a_failed_provision_terminates_the_sandbox() {
     assert!(all[0].terminated, "the half-made sandbox was terminated");
     // A push that fails (unwritable destination) also terminates.
     let opts = SessionOptions {
-        mounts: vec![atp_backend::Mount::read_only(wd.path(), "/proc/atp-cannot-write")],
+        mounts: vec![atp_backend::Mount::read_only(
+            wd.path(),
+            "/proc/atp-cannot-write",
+        )],
         ..Default::default()
     };
     let r = backend.session(wd.path(), opts).await;
@@ -202,13 +270,22 @@ async fn a_failed_provision_terminates_the_sandbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_session_is_terminated_by_its_guard() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
-    let s = backend.session(wd.path(), SessionOptions::default()).await.expect("session");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
     let id = s.id().to_string();
     drop(s);
-    let v = fake.sandboxes().into_iter().find(|v| v.id == id).expect("sandbox");
+    let v = fake
+        .sandboxes()
+        .into_iter()
+        .find(|v| v.id == id)
+        .expect("sandbox");
     assert!(v.terminated);
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
@@ -216,11 +293,20 @@ async fn a_dropped_session_is_terminated_by_its_guard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_finds_and_terminates_sandboxes_by_tag() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let client = backend.client().clone();
-    let app = client.app_get_or_create("atp-test", true).await.expect("app");
-    let image = client.image_get_by_tag("open-atp").await.expect("lookup").expect("seeded");
+    let app = client
+        .app_get_or_create("atp-test", true)
+        .await
+        .expect("app");
+    let image = client
+        .image_get_by_tag("open-atp")
+        .await
+        .expect("lookup")
+        .expect("seeded");
     let mine = RunId::new();
     let other = RunId::new();
     let mut ids = Vec::new();
@@ -261,7 +347,9 @@ async fn gc_finds_and_terminates_sandboxes_by_tag() {
         .await
         .expect("gc");
     assert_eq!(removed.len(), 3);
-    assert!(removed.iter().all(|e| e.removed && e.run_id.as_deref() == Some(mine.as_str())));
+    assert!(removed
+        .iter()
+        .all(|e| e.removed && e.run_id.as_deref() == Some(mine.as_str())));
     let views = fake.sandboxes();
     let other_view = views.iter().find(|v| v.id == ids[3]).expect("other");
     assert!(!other_view.terminated, "other runs are untouched");

@@ -20,30 +20,61 @@ fn fast_retries() -> RetryPolicy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_carries_modal_headers_and_one_idempotency_key_across_retries() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
-    let client = ModalClient::with_options(common::creds(&fake), fast_retries(), Duration::from_secs(300))
-        .expect("client");
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let client = ModalClient::with_options(
+        common::creds(&fake),
+        fast_retries(),
+        Duration::from_secs(300),
+    )
+    .expect("client");
     fake.inject_error("AppGetOrCreate", tonic::Code::Unavailable, 2);
-    let app = client.app_get_or_create("hdr-app", true).await.expect("retried to success");
+    let app = client
+        .app_get_or_create("hdr-app", true)
+        .await
+        .expect("retried to success");
     assert!(app.starts_with("ap-"));
     let calls = fake.recorded(Some("AppGetOrCreate"));
     assert_eq!(calls.len(), 3, "two UNAVAILABLE answers, then success");
-    let key = calls[0].metadata.get("x-idempotency-key").expect("idempotency key").clone();
+    let key = calls[0]
+        .metadata
+        .get("x-idempotency-key")
+        .expect("idempotency key")
+        .clone();
     assert_eq!(key.len(), 36);
     for (i, c) in calls.iter().enumerate() {
         let m = &c.metadata;
-        assert_eq!(m.get("x-idempotency-key"), Some(&key), "same key on attempt {i}");
+        assert_eq!(
+            m.get("x-idempotency-key"),
+            Some(&key),
+            "same key on attempt {i}"
+        );
         assert_eq!(m.get("x-retry-attempt"), Some(&i.to_string()));
         assert!(m.contains_key("x-retry-delay"));
         assert_eq!(m.get("x-modal-client-type").map(String::as_str), Some("7"));
-        assert_eq!(m.get("x-modal-client-version").map(String::as_str), Some("1.0.0"));
-        assert!(m.get("x-modal-libmodal-version").is_some_and(|v| v.starts_with("atp-modal/")));
-        assert_eq!(m.get("x-modal-token-id").map(String::as_str), Some("ak-test-id"));
-        assert_eq!(m.get("x-modal-token-secret").map(String::as_str), Some("as-test-secret"));
+        assert_eq!(
+            m.get("x-modal-client-version").map(String::as_str),
+            Some("1.0.0")
+        );
+        assert!(m
+            .get("x-modal-libmodal-version")
+            .is_some_and(|v| v.starts_with("atp-modal/")));
+        assert_eq!(
+            m.get("x-modal-token-id").map(String::as_str),
+            Some("ak-test-id")
+        );
+        assert_eq!(
+            m.get("x-modal-token-secret").map(String::as_str),
+            Some("as-test-secret")
+        );
         assert!(m.contains_key("x-modal-auth-token"));
     }
     // A second logical call gets a new key.
-    client.app_get_or_create("hdr-app", true).await.expect("again");
+    client
+        .app_get_or_create("hdr-app", true)
+        .await
+        .expect("again");
     let calls = fake.recorded(Some("AppGetOrCreate"));
     assert_ne!(calls[3].metadata.get("x-idempotency-key"), Some(&key));
     // AuthTokenGet itself carries no auth token and was called once.
@@ -55,15 +86,27 @@ async fn every_call_carries_modal_headers_and_one_idempotency_key_across_retries
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_argument_is_not_retried_and_retries_are_bounded() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
-    let client = ModalClient::with_options(common::creds(&fake), fast_retries(), Duration::from_secs(300))
-        .expect("client");
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let client = ModalClient::with_options(
+        common::creds(&fake),
+        fast_retries(),
+        Duration::from_secs(300),
+    )
+    .expect("client");
     fake.inject_error("AppGetOrCreate", tonic::Code::InvalidArgument, 1);
-    let err = client.app_get_or_create("x", true).await.expect_err("invalid");
+    let err = client
+        .app_get_or_create("x", true)
+        .await
+        .expect_err("invalid");
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
     assert_eq!(fake.calls("AppGetOrCreate"), 1);
     fake.inject_error("AppGetOrCreate", tonic::Code::Unavailable, 10);
-    let err = client.app_get_or_create("x", true).await.expect_err("gives up");
+    let err = client
+        .app_get_or_create("x", true)
+        .await
+        .expect_err("gives up");
     assert_eq!(err.code(), Some(tonic::Code::Unavailable));
     assert_eq!(fake.calls("AppGetOrCreate"), 1 + 4, "1 try + 3 retries");
     fake.shutdown().await;
@@ -75,16 +118,26 @@ async fn the_auth_jwt_is_fetched_lazily_and_refreshed_before_expiry() {
         token_ttl: Duration::from_secs(2),
         ..Default::default()
     };
-    let Some(fake) = common::fake(opts).await else { return };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
     // Refresh window 1 s: a 2 s token is reused at first, renewed once within 1 s of expiry.
-    let client = ModalClient::with_options(common::creds(&fake), fast_retries(), Duration::from_secs(1))
-        .expect("client");
-    assert_eq!(fake.calls("AuthTokenGet"), 0, "nothing is sent before the first call");
+    let client =
+        ModalClient::with_options(common::creds(&fake), fast_retries(), Duration::from_secs(1))
+            .expect("client");
+    assert_eq!(
+        fake.calls("AuthTokenGet"),
+        0,
+        "nothing is sent before the first call"
+    );
     client.app_get_or_create("jwt-app", true).await.expect("1");
     client.app_get_or_create("jwt-app", true).await.expect("2");
     assert_eq!(fake.calls("AuthTokenGet"), 1, "token reused while fresh");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    client.app_get_or_create("jwt-app", true).await.expect("3 (fake refuses expired tokens)");
+    client
+        .app_get_or_create("jwt-app", true)
+        .await
+        .expect("3 (fake refuses expired tokens)");
     assert_eq!(fake.calls("AuthTokenGet"), 2, "token refreshed");
     let calls = fake.recorded(Some("AppGetOrCreate"));
     assert_ne!(
@@ -96,9 +149,14 @@ async fn the_auth_jwt_is_fetched_lazily_and_refreshed_before_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found_by_name() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let client = ModalClient::new(common::creds(&fake)).expect("client");
-    let app = client.app_get_or_create("img-app", true).await.expect("app");
+    let app = client
+        .app_get_or_create("img-app", true)
+        .await
+        .expect("app");
     let layers = vec![
         LayerSpec {
             base: Some("debian:bookworm-slim".into()),
@@ -120,7 +178,10 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
         .image_build(&app, &layers, false, &mut |l: &str| log.push_str(l))
         .await
         .expect("build");
-    assert!(log.contains("Step 2/2 : RUN apt-get install -y git"), "{log}");
+    assert!(
+        log.contains("Step 2/2 : RUN apt-get install -y git"),
+        "{log}"
+    );
     assert!(log.contains(&format!("Built image {id}")), "{log}");
     // Chaining: the last layer builds FROM base on the middle one, which builds on the first.
     let (cmds, base) = fake.image_layer(&id).expect("layer");
@@ -128,29 +189,58 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
     let mid = base.expect("has base");
     let (mid_cmds, first) = fake.image_layer(&mid).expect("mid");
     assert_eq!(mid_cmds, vec!["FROM base", "RUN apt-get install -y git"]);
-    let (first_cmds, none) = fake.image_layer(&first.expect("first")).expect("first layer");
+    let (first_cmds, none) = fake
+        .image_layer(&first.expect("first"))
+        .expect("first layer");
     assert_eq!(first_cmds, vec!["FROM debian:bookworm-slim"]);
     assert!(none.is_none());
-    assert!(fake.calls("ImageJoinStreaming") > 3, "long polls were re-issued");
+    assert!(
+        fake.calls("ImageJoinStreaming") > 3,
+        "long polls were re-issued"
+    );
     // Cached rebuild is a no-op; force_build rebuilds every layer.
-    let again = client.image_build(&app, &layers, false, &mut |_: &str| {}).await.expect("cached");
+    let again = client
+        .image_build(&app, &layers, false, &mut |_: &str| {})
+        .await
+        .expect("cached");
     assert_eq!(again, id);
     assert_eq!(fake.builds(&id), 1);
-    client.image_build(&app, &layers, true, &mut |_: &str| {}).await.expect("forced");
+    client
+        .image_build(&app, &layers, true, &mut |_: &str| {})
+        .await
+        .expect("forced");
     assert_eq!(fake.builds(&id), 2);
     assert_eq!(fake.builds(&mid), 2);
     // A failing layer is a Build error naming the image.
-    let bad = vec![layers[0].clone(), LayerSpec {
-        base: None,
-        dockerfile_commands: vec!["RUN atp-fake-fail".into()],
-    }];
-    let err = client.image_build(&app, &bad, false, &mut |_: &str| {}).await.expect_err("fails");
+    let bad = vec![
+        layers[0].clone(),
+        LayerSpec {
+            base: None,
+            dockerfile_commands: vec!["RUN atp-fake-fail".into()],
+        },
+    ];
+    let err = client
+        .image_build(&app, &bad, false, &mut |_: &str| {})
+        .await
+        .expect_err("fails");
     assert!(matches!(err, ModalError::Build { .. }), "{err}");
     // Publish and look up by name.
-    assert_eq!(client.image_get_by_tag("my-atp").await.expect("lookup"), None);
+    assert_eq!(
+        client.image_get_by_tag("my-atp").await.expect("lookup"),
+        None
+    );
     client.image_publish(&id, "my-atp").await.expect("publish");
-    assert_eq!(client.image_get_by_tag("my-atp").await.expect("lookup"), Some(id.clone()));
-    assert_eq!(client.image_get_by_tag("my-atp:latest").await.expect("lookup"), Some(id.clone()));
+    assert_eq!(
+        client.image_get_by_tag("my-atp").await.expect("lookup"),
+        Some(id.clone())
+    );
+    assert_eq!(
+        client
+            .image_get_by_tag("my-atp:latest")
+            .await
+            .expect("lookup"),
+        Some(id.clone())
+    );
     // The backend resolves the name and reads the pins recorded in the image's environment.
     let cfg = atp_modal::ModalConfig {
         image: "my-atp".into(),
@@ -162,7 +252,10 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
     assert_eq!(
         info.labels,
         BTreeMap::from([
-            ("atp.lean-toolchain".to_string(), "leanprover/lean4:v4.28.0".to_string()),
+            (
+                "atp.lean-toolchain".to_string(),
+                "leanprover/lean4:v4.28.0".to_string()
+            ),
             ("atp.mathlib-rev".to_string(), "v4.28.0".to_string()),
             ("atp.spec-hash".to_string(), "abc123".to_string()),
         ])
@@ -181,7 +274,11 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
         }
         other => panic!("expected ImageUnavailable, got {other:?}"),
     }
-    assert_eq!(common::live_containers(&fake).await, 0, "the pin probe sandbox is gone");
+    assert_eq!(
+        common::live_containers(&fake).await,
+        0,
+        "the pin probe sandbox is gone"
+    );
     fake.shutdown().await;
 }
 
@@ -191,7 +288,9 @@ async fn router_calls_carry_only_the_bearer_jwt_and_refresh_it_when_refused() {
         router_token_ttl: Duration::from_secs(1),
         ..Default::default()
     };
-    let Some(fake) = common::fake(opts).await else { return };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
     let backend = common::backend(&fake);
     let wd = tempfile::tempdir().expect("tmp");
     let s = backend
@@ -204,10 +303,18 @@ async fn router_calls_carry_only_the_bearer_jwt_and_refresh_it_when_refused() {
         .await
         .expect("exec after the router token expired");
     assert_eq!(r.stdout, "after-expiry\n");
-    assert!(fake.calls("TaskGetCommandRouterAccess") >= 2, "router JWT refreshed");
+    assert!(
+        fake.calls("TaskGetCommandRouterAccess") >= 2,
+        "router JWT refreshed"
+    );
     let start = &fake.recorded(Some("TaskExecStart"))[0].metadata;
-    assert!(start.get("authorization").is_some_and(|a| a.starts_with("Bearer ")));
-    assert!(!start.contains_key("x-modal-token-secret"), "no control-plane secrets to the router");
+    assert!(start
+        .get("authorization")
+        .is_some_and(|a| a.starts_with("Bearer ")));
+    assert!(
+        !start.contains_key("x-modal-token-secret"),
+        "no control-plane secrets to the router"
+    );
     s.close().await.expect("close");
     fake.shutdown().await;
 }

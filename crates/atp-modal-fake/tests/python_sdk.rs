@@ -38,7 +38,9 @@ fn sdk_python() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_runs_a_sandbox_on_the_fake() {
     let Some(python) = sdk_python() else { return };
-    let Some(fake) = common::fake(FakeOptions::default()).await else { return };
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_roundtrip.py");
     let home = tempfile::tempdir().expect("tmp");
     let out = tokio::time::timeout(
@@ -79,10 +81,16 @@ async fn the_official_python_sdk_runs_a_sandbox_on_the_fake() {
         "TaskExecWait",
         "SandboxTerminate",
     ] {
-        assert!(methods.iter().any(|x| x == m), "the SDK never called {m}: {methods:?}");
+        assert!(
+            methods.iter().any(|x| x == m),
+            "the SDK never called {m}: {methods:?}"
+        );
     }
     let sdk_headers = &fake.recorded(Some("SandboxCreate"))[0].metadata;
-    assert_eq!(sdk_headers.get("x-modal-token-id").map(String::as_str), Some("ak-dummy"));
+    assert_eq!(
+        sdk_headers.get("x-modal-token-id").map(String::as_str),
+        Some("ak-dummy")
+    );
     assert!(fake.sandboxes().iter().all(|s| s.terminated));
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;

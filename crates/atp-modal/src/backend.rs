@@ -59,6 +59,9 @@ pub struct ModalConfig {
     pub provision_deadline: Duration,
     /// Bound on one push or pull.
     pub transfer_timeout: Duration,
+    /// `None` blocks the network of every sandbox whatever the session asks; `Default` lets
+    /// each session choose.
+    pub network: NetworkMode,
 }
 
 impl Default for ModalConfig {
@@ -78,6 +81,7 @@ impl Default for ModalConfig {
             backstop_margin: layout::DEFAULT_BACKSTOP_MARGIN,
             provision_deadline: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(900),
+            network: NetworkMode::Default,
         }
     }
 }
@@ -150,6 +154,7 @@ impl ModalBackend {
     }
 
     /// Create, tag and connect a sandbox; terminated again if any step fails.
+    #[allow(clippy::too_many_arguments)]
     async fn provision(
         &self,
         image_id: &str,
@@ -351,7 +356,11 @@ impl ComputeBackend for ModalBackend {
         }
         let image_id = self.require_image().await?;
         let run_id = opts.run_id.clone().unwrap_or_default();
-        let cpus = opts.resources.cpus.unwrap_or(self.cfg.cpu).max(self.cfg.cpu);
+        let cpus = opts
+            .resources
+            .cpus
+            .unwrap_or(self.cfg.cpu)
+            .max(self.cfg.cpu);
         let memory = opts
             .resources
             .memory_mib
@@ -376,7 +385,11 @@ impl ComputeBackend for ModalBackend {
                 &run_id,
                 &opts.labels,
                 lifetime,
-                opts.network,
+                if self.cfg.network == NetworkMode::None {
+                    NetworkMode::None
+                } else {
+                    opts.network
+                },
                 (cpus, memory),
             )
             .await?;
@@ -420,7 +433,11 @@ impl ComputeBackend for ModalBackend {
                 let r = session
                     .exec_wait(warm, ExecOptions::with_timeout(Duration::from_secs(1800)))
                     .await?;
-                tracing::info!(exit = r.exit_code, secs = started.elapsed().as_secs_f64(), "warm step");
+                tracing::info!(
+                    exit = r.exit_code,
+                    secs = started.elapsed().as_secs_f64(),
+                    "warm step"
+                );
             }
             session.dirty.store(false, Ordering::SeqCst);
             Ok::<_, BackendError>(())
@@ -569,7 +586,10 @@ impl ExecCtx {
             );
             o.map_err(|e| self.classify(e))?;
             e.map_err(|e| self.classify(e))?;
-            let code = router.exec_wait(&exec_id).await.map_err(|e| self.classify(e))?;
+            let code = router
+                .exec_wait(&exec_id)
+                .await
+                .map_err(|e| self.classify(e))?;
             // A command that exits without reading all of its stdin is not a failure.
             if let Err(e) = fed {
                 tracing::debug!("stdin of exec {exec_id} not fully delivered: {e}");
@@ -584,7 +604,9 @@ impl ExecCtx {
 
     fn classify(&self, e: ModalError) -> BackendError {
         match e.code() {
-            Some(tonic::Code::NotFound | tonic::Code::FailedPrecondition) => self.dead(e.to_string()),
+            Some(tonic::Code::NotFound | tonic::Code::FailedPrecondition) => {
+                self.dead(e.to_string())
+            }
             _ => e.into_backend("exec"),
         }
     }
@@ -600,7 +622,9 @@ impl ExecCtx {
         let mut stderr = Vec::new();
         let r = tokio::time::timeout(
             deadline,
-            self.drive(argv, stdin, out, &mut |c: &[u8]| stderr.extend_from_slice(c)),
+            self.drive(argv, stdin, out, &mut |c: &[u8]| {
+                stderr.extend_from_slice(c)
+            }),
         )
         .await;
         match r {
@@ -666,7 +690,11 @@ impl ModalSession {
         }
     }
 
-    fn transfer_err(&self, direction: &'static str, detail: impl std::fmt::Display) -> BackendError {
+    fn transfer_err(
+        &self,
+        direction: &'static str,
+        detail: impl std::fmt::Display,
+    ) -> BackendError {
         BackendError::Transfer {
             id: self.ctx.sandbox_id.clone(),
             direction,
@@ -679,8 +707,13 @@ impl ModalSession {
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         let src = src.to_path_buf();
         let packer = tokio::task::spawn_blocking(move || {
-            pack(&src, file_name.as_deref(), true, ChannelWriter::new(tx, STDIN_CHUNK))
-                .and_then(|mut w| std::io::Write::flush(&mut w))
+            pack(
+                &src,
+                file_name.as_deref(),
+                true,
+                ChannelWriter::new(tx, STDIN_CHUNK),
+            )
+            .and_then(|mut w| std::io::Write::flush(&mut w))
         });
         let q = layout::shell_quote(dest);
         let argv = vec![
@@ -692,9 +725,7 @@ impl ModalSession {
             .ctx
             .run_piped(argv, Some(rx), &mut |_: &[u8]| {}, self.transfer_timeout)
             .await;
-        let packed = packer
-            .await
-            .map_err(|e| self.transfer_err("into", e))?;
+        let packed = packer.await.map_err(|e| self.transfer_err("into", e))?;
         let (code, stderr) = r?;
         packed.map_err(|e| self.transfer_err("into", format!("packing: {e}")))?;
         if code != 0 {

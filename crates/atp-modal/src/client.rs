@@ -28,7 +28,11 @@ pub const MAX_MESSAGE: usize = 100 * 1024 * 1024;
 pub fn is_retryable(code: Code) -> bool {
     matches!(
         code,
-        Code::DeadlineExceeded | Code::Unavailable | Code::Cancelled | Code::Internal | Code::Unknown
+        Code::DeadlineExceeded
+            | Code::Unavailable
+            | Code::Cancelled
+            | Code::Internal
+            | Code::Unknown
     )
 }
 
@@ -504,7 +508,9 @@ impl ModalClient {
                 .any(|c| c.starts_with("COPY ") && !c.starts_with("COPY --from="))
             {
                 return Err(ModalError::Config {
-                    detail: format!("layer {i} uses COPY, which Modal layers cannot (no build context)"),
+                    detail: format!(
+                        "layer {i} uses COPY, which Modal layers cannot (no build context)"
+                    ),
                 });
             }
             let base_images = match &prev {
@@ -532,11 +538,21 @@ impl ModalClient {
                 .await?;
             let result = match r.result.filter(|g| g.status != 0) {
                 Some(done) => {
-                    log(&format!("layer {}/{}: {} (cached)\n", i + 1, layers.len(), r.image_id));
+                    log(&format!(
+                        "layer {}/{}: {} (cached)\n",
+                        i + 1,
+                        layers.len(),
+                        r.image_id
+                    ));
                     done
                 }
                 None => {
-                    log(&format!("layer {}/{}: building {}\n", i + 1, layers.len(), r.image_id));
+                    log(&format!(
+                        "layer {}/{}: building {}\n",
+                        i + 1,
+                        layers.len(),
+                        r.image_id
+                    ));
                     self.image_join(&r.image_id, log).await?
                 }
             };
@@ -682,7 +698,10 @@ impl ModalClient {
             if let Some(res) = r.task_result.filter(|g| g.status != 0) {
                 return Err(ModalError::SandboxDead {
                     id: sandbox_id.to_string(),
-                    detail: format!("already completed before it could run commands ({})", describe(&res)),
+                    detail: format!(
+                        "already completed before it could run commands ({})",
+                        describe(&res)
+                    ),
                 });
             }
             if let Some(t) = r.task_id.filter(|t| !t.is_empty()) {
@@ -776,9 +795,12 @@ impl ModalClient {
             task_id: task_id.to_string(),
         };
         let r = self
-            .unary("TaskGetCommandRouterAccess", req, None, |mut c, r| async move {
-                c.task_get_command_router_access(r).await
-            })
+            .unary(
+                "TaskGetCommandRouterAccess",
+                req,
+                None,
+                |mut c, r| async move { c.task_get_command_router_access(r).await },
+            )
             .await?;
         Ok((r.url, r.jwt))
     }
@@ -798,7 +820,11 @@ pub fn normalize_tag(tag: &str) -> String {
 pub fn describe(r: &pb::GenericResult) -> String {
     use pb::generic_result::GenericStatus;
     let status = GenericStatus::try_from(r.status)
-        .map(|s| s.as_str_name().trim_start_matches("GENERIC_STATUS_").to_lowercase())
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("GENERIC_STATUS_")
+                .to_lowercase()
+        })
         .unwrap_or_else(|_| format!("status {}", r.status));
     let mut s = status;
     if r.exitcode != 0 {

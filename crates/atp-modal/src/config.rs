@@ -91,7 +91,10 @@ impl ModalCredentials {
     }
 
     /// Resolve from an explicit environment map and home directory (pure; unit-tested).
-    pub fn resolve(env: &BTreeMap<String, String>, home: Option<&Path>) -> Result<Self, ModalError> {
+    pub fn resolve(
+        env: &BTreeMap<String, String>,
+        home: Option<&Path>,
+    ) -> Result<Self, ModalError> {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
         let path = match get("MODAL_CONFIG_PATH") {
             Some(p) => Some(PathBuf::from(p)),
@@ -103,13 +106,15 @@ impl ModalCredentials {
             let text = std::fs::read_to_string(path).map_err(|e| ModalError::Config {
                 detail: format!("cannot read {}: {e}", path.display()),
             })?;
-            let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| ModalError::Config {
-                detail: format!(
-                    "{} is not valid TOML ({}) — fix it or run `modal setup`",
-                    path.display(),
-                    e.message()
-                ),
-            })?;
+            let doc: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ModalError::Config {
+                        detail: format!(
+                            "{} is not valid TOML ({}) — fix it or run `modal setup`",
+                            path.display(),
+                            e.message()
+                        ),
+                    })?;
             let chosen = match get("MODAL_PROFILE") {
                 Some(p) => Some(p),
                 None => doc
@@ -209,7 +214,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = ModalCredentials::resolve(&env(&[]), Some(dir.path())).expect_err("no creds");
         let msg = err.to_string();
-        assert!(msg.contains("modal setup") && msg.contains("MODAL_TOKEN_ID"), "{msg}");
+        assert!(
+            msg.contains("modal setup") && msg.contains("MODAL_TOKEN_ID"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
         let c = ModalCredentials::new("http://x", "ak-123", "as-456");
         let dbg = format!("{c:?}");

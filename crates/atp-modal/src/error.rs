@@ -19,7 +19,10 @@ pub enum ModalError {
         message: String,
     },
     #[error("Modal {method}: {detail}")]
-    Protocol { method: &'static str, detail: String },
+    Protocol {
+        method: &'static str,
+        detail: String,
+    },
     #[error("image build {image_id} failed: {detail}")]
     Build { image_id: String, detail: String },
     #[error("sandbox {id} is gone: {detail}")]
@@ -48,11 +51,13 @@ impl ModalError {
     /// Map to the backend contract's error, naming `op` as the failed operation.
     pub fn into_backend(self, op: &str) -> BackendError {
         match self {
-            ModalError::MissingCredentials | ModalError::Config { .. } => BackendError::Credentials {
+            ModalError::MissingCredentials => BackendError::Credentials {
                 backend: "modal".into(),
-                detail: self.to_string(),
+                detail: "no token in MODAL_TOKEN_ID/MODAL_TOKEN_SECRET or the Modal config file"
+                    .into(),
                 remedy: "run `modal setup` or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET".into(),
             },
+            ModalError::Config { .. } => BackendError::InvalidInput(self.to_string()),
             ModalError::Rpc {
                 code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied,
                 ..

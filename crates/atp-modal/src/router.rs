@@ -117,10 +117,11 @@ impl RouterClient {
 
     fn request<T>(msg: T, jwt: &str, timeout: Option<Duration>) -> Result<Request<T>, ModalError> {
         let mut r = Request::new(msg);
-        let v = MetadataValue::try_from(format!("Bearer {jwt}")).map_err(|_| ModalError::Protocol {
-            method: "router",
-            detail: "router token is not valid ASCII".into(),
-        })?;
+        let v =
+            MetadataValue::try_from(format!("Bearer {jwt}")).map_err(|_| ModalError::Protocol {
+                method: "router",
+                detail: "router token is not valid ASCII".into(),
+            })?;
         r.metadata_mut().insert("authorization", v);
         if let Some(t) = timeout {
             r.set_timeout(t);
@@ -172,7 +173,9 @@ impl RouterClient {
         let total: usize = argv.iter().map(|a| a.len()).sum();
         if total > 65536 {
             return Err(ModalError::Config {
-                detail: format!("command is {total} bytes; Modal accepts at most 65536 bytes of arguments"),
+                detail: format!(
+                    "command is {total} bytes; Modal accepts at most 65536 bytes of arguments"
+                ),
             });
         }
         let req = rpb::TaskExecStartRequest {

@@ -74,7 +74,10 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let b = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk)));
+        let b = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(self.chunk),
+        ));
         self.tx
             .blocking_send(b)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
@@ -101,7 +104,12 @@ impl Write for ChannelWriter {
 /// Write `src` (a directory, or a single file stored as `file_name`) as a tar.gz to `out`.
 /// Symlinks are stored as links; the top-level `.lake` of a directory is skipped when
 /// `skip_lake`.
-pub fn pack<W: Write>(src: &Path, file_name: Option<&str>, skip_lake: bool, out: W) -> io::Result<W> {
+pub fn pack<W: Write>(
+    src: &Path,
+    file_name: Option<&str>,
+    skip_lake: bool,
+    out: W,
+) -> io::Result<W> {
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut b = tar::Builder::new(gz);
     b.follow_symlinks(false);
@@ -243,7 +251,8 @@ pub fn unpack_safe<R: Read>(input: R, root: &Path) -> Result<BTreeSet<PathBuf>, 
                     .link_name()?
                     .ok_or_else(|| unsafe_entry("hard link without a target"))?
                     .into_owned();
-                let trel = check_relative(&target).map_err(|_| unsafe_entry("hard link points outside the workdir"))?;
+                let trel = check_relative(&target)
+                    .map_err(|_| unsafe_entry("hard link points outside the workdir"))?;
                 if !no_symlink_ancestor(root, &trel) || !seen.contains(&trel) {
                     return Err(unsafe_entry("hard link to a file not in the archive"));
                 }
@@ -279,7 +288,9 @@ fn make_symlink(target: &Path, link: &Path) -> io::Result<()> {
 }
 #[cfg(not(unix))]
 fn make_symlink(_: &Path, _: &Path) -> io::Result<()> {
-    Err(io::Error::other("symlinks are not supported on this platform"))
+    Err(io::Error::other(
+        "symlinks are not supported on this platform",
+    ))
 }
 
 /// Remove files and directories under `root` not in `keep` (relative paths), except the
@@ -349,7 +360,11 @@ mod tests {
     fn round_trip_keeps_files_and_inner_symlinks() {
         let src = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(src.path().join("a/b")).expect("mk");
-        std::fs::write(src.path().join("a/b/x.lean"), "theorem x : True := trivial\n").expect("w");
+        std::fs::write(
+            src.path().join("a/b/x.lean"),
+            "theorem x : True := trivial\n",
+        )
+        .expect("w");
         std::fs::create_dir_all(src.path().join(".lake/build")).expect("mk");
         std::fs::write(src.path().join(".lake/build/big"), "skip me").expect("w");
         make_symlink(Path::new("a/b/x.lean"), &src.path().join("link")).expect("ln");
@@ -374,10 +389,19 @@ mod tests {
         let victim = outside.path().join("victim");
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("dotdot", archive(|b| file(b, "../victim", b"pwned"))),
-            ("nested dotdot", archive(|b| file(b, "a/../../victim", b"pwned"))),
-            ("absolute", archive(|b| file(b, &victim.display().to_string(), b"pwned"))),
+            (
+                "nested dotdot",
+                archive(|b| file(b, "a/../../victim", b"pwned")),
+            ),
+            (
+                "absolute",
+                archive(|b| file(b, &victim.display().to_string(), b"pwned")),
+            ),
             ("absolute symlink", archive(|b| symlink(b, "l", "/etc"))),
-            ("escaping symlink", archive(|b| symlink(b, "a/l", "../../x"))),
+            (
+                "escaping symlink",
+                archive(|b| symlink(b, "a/l", "../../x")),
+            ),
             (
                 "write through symlink",
                 archive(|b| {

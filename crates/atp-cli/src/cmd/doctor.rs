@@ -94,6 +94,9 @@ fn render(r: &Report) -> String {
                     h.api_version.as_deref().unwrap_or("?")
                 ),
             );
+            for (k, v) in &h.details {
+                line(k, v.clone());
+            }
         }
         Check::Failed { error, .. } => line("engine", format!("FAILED — {error}")),
         Check::Skipped { reason } => line("engine", format!("not checked ({reason})")),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 pub mod build_image;
+pub mod build_modal_image;
 pub mod doctor;
 pub mod gc;
 pub mod image;
@@ -25,6 +26,8 @@ pub enum Command {
     Gc(gc::Args),
     /// Build the sandbox image from its spec with the local Docker engine.
     BuildImage(build_image::Args),
+    /// Build the image spec on Modal layer by layer and publish it under a name.
+    BuildModalImage(build_modal_image::Args),
     /// Render the image spec (Dockerfile / Modal layers) or show an image's Lean pins.
     Image(image::Args),
     /// Verify a candidate proof (a lake project or .lean files) in a sandbox.
@@ -37,6 +40,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
         Command::Doctor(args) => doctor::run(args, global).await,
         Command::Gc(args) => gc::run(args, global).await,
         Command::BuildImage(args) => build_image::run(args, global).await,
+        Command::BuildModalImage(args) => build_modal_image::run(args, global).await,
         Command::Image(args) => image::run(args, global).await,
         Command::Verify(args) => verify::run(args, global).await,
     }

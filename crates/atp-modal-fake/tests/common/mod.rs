@@ -44,7 +44,12 @@ pub fn backend(f: &FakeModal) -> ModalBackend {
 /// Containers of this fake still present in the engine.
 pub async fn live_containers(f: &FakeModal) -> usize {
     let out = tokio::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=atp.run-id={}", f.run_id())])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=atp.run-id={}", f.run_id()),
+        ])
         .output()
         .await
         .expect("docker ps");
