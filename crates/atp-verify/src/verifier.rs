@@ -114,6 +114,15 @@ impl Verifier {
         Self::new(Arc::new(atp_docker::DockerBackend::new(cfg)))
     }
 
+    /// A verifier over Modal Sandboxes running the published image `config.image`, with the
+    /// credentials of the environment (`MODAL_TOKEN_ID`/`MODAL_TOKEN_SECRET` or `~/.modal.toml`).
+    /// The image's pins are read from its `ATP_*` environment, as Modal images carry them.
+    pub fn modal(config: atp_modal::ModalConfig) -> Result<Self, VerifyError> {
+        Ok(Self::new(Arc::new(atp_modal::ModalBackend::from_env(
+            config,
+        )?)))
+    }
+
     /// Replace the options.
     pub fn with_options(mut self, options: VerifyOptions) -> Self {
         self.options = options;
