@@ -153,6 +153,9 @@ pub struct AxiomReport {
 pub fn parse_axioms_text(text: &str) -> Option<AxiomReport> {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let t = flat.trim();
+    // `#guard_msgs` docstrings write the same message as `/-- info: … -/`
+    let t = t.strip_prefix("/--").map(str::trim).unwrap_or(t);
+    let t = t.strip_suffix("-/").map(str::trim).unwrap_or(t);
     let t = t.strip_prefix("info: ").unwrap_or(t);
     let body = t.strip_prefix('\'')?;
     if let Some(i) = body.rfind("' depends on axioms: [") {
@@ -291,6 +294,9 @@ mod tests {
         let q = parse_axioms_text("'it's' depends on axioms: [my_ax]").expect("q");
         assert_eq!(q.decl, "it's");
         assert!(parse_axioms_text("declaration uses 'sorry'").is_none());
+        let g = parse_axioms_text("/-- info: 'demo' depends on axioms: [propext,\n Quot.sound] -/")
+            .expect("guard_msgs");
+        assert_eq!((g.decl.as_str(), g.axioms.len()), ("demo", 2));
     }
 
     #[test]

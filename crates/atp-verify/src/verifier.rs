@@ -20,6 +20,8 @@ use crate::source::parse;
 
 /// Default verifier time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Extra time past the budget for creating and tearing down the verifier's own sandbox.
+pub const VERIFY_BACKSTOP_MARGIN: Duration = Duration::from_secs(180);
 
 /// Errors that prevent a verdict (bad input, incompatible image, broken engine).
 #[derive(Debug, thiserror::Error)]
@@ -156,9 +158,11 @@ impl Verifier {
         let pins = self.image_pins().await?;
         candidate.check_compatible(&pins)?;
         let prepared = Prepared::new(candidate, original, &self.options)?;
+        let fallback = prepared.clone();
+        let started = tokio::time::Instant::now();
         let run_id = self.options.run_id.clone().unwrap_or_default();
         let span = tracing::info_span!("verify", run_id = %run_id);
-        async {
+        let work = async {
             let session = self
                 .backend
                 .session(
@@ -177,8 +181,17 @@ impl Verifier {
             closed?;
             Ok(v)
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        // Backstop over everything (sandbox creation and teardown included): past it the
+        // verdict is `timeout`; dropping the work tears its sandbox down (TeardownGuard).
+        match tokio::time::timeout(self.options.timeout + VERIFY_BACKSTOP_MARGIN, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut v = fallback.evaluate("", true, &self.options.policy);
+                v.report.duration = started.elapsed();
+                Ok(v)
+            }
+        }
     }
 
     /// Verify inside a caller's live session whose workdir holds `candidate` (the host copy is

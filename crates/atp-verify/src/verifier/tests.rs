@@ -256,3 +256,62 @@ fn unsafe_file_names_are_rejected() {
     assert_eq!(e.kind(), "invalid_input");
     assert!(e.to_string().contains("rename it"), "{e}");
 }
+
+/// A backend whose sandboxes never come up.
+#[derive(Debug)]
+struct NeverProvisions;
+
+#[async_trait::async_trait]
+impl ComputeBackend for NeverProvisions {
+    fn name(&self) -> &str {
+        "never"
+    }
+    fn container_home(&self) -> &str {
+        "/root"
+    }
+    fn image(&self) -> &str {
+        "never:latest"
+    }
+    async fn health(&self) -> atp_backend::Result<atp_backend::Health> {
+        Ok(Default::default())
+    }
+    async fn image_info(&self) -> atp_backend::Result<atp_backend::ImageInfo> {
+        Ok(Default::default())
+    }
+    async fn session(
+        &self,
+        _workdir: &std::path::Path,
+        _opts: SessionOptions,
+    ) -> atp_backend::Result<Box<dyn ComputeSession>> {
+        futures::future::pending().await
+    }
+    async fn gc(
+        &self,
+        _f: atp_backend::GcFilter,
+    ) -> atp_backend::Result<Vec<atp_backend::GcEntry>> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_backend_yields_a_timeout_verdict_not_a_hang() {
+    let project = crate::LeanProject::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/clean"),
+    )
+    .expect("fixture");
+    let v = Verifier::new(Arc::new(NeverProvisions))
+        .with_options(VerifyOptions {
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .verify(&project, None)
+        .await
+        .expect("a verdict");
+    assert!(v.report.timed_out && !v.report.verified);
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Timeout));
+    assert!(v.report.duration >= Duration::from_secs(5) + VERIFY_BACKSTOP_MARGIN);
+}
