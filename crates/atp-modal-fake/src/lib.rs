@@ -295,6 +295,24 @@ impl FakeModal {
             stall: AtomicBool::new(false),
             seq: AtomicU64::new(1),
         });
+        // Seeded images carry the local image's pin labels as environment, the way a Modal
+        // image built from `to_modal_layers` carries them.
+        let seed_env: BTreeMap<String, String> =
+            match state.docker.inspect_image(&opts.docker_image).await {
+                Ok(img) => img
+                    .config
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        atp_modal::PIN_ENV
+                            .iter()
+                            .find(|(_, label)| *label == k)
+                            .map(|(env, _)| (env.to_string(), v))
+                    })
+                    .collect(),
+                Err(_) => BTreeMap::new(),
+            };
         {
             let mut t = lock(&state.t);
             for tag in &opts.seed_images {
@@ -304,7 +322,7 @@ impl FakeModal {
                     FakeImage {
                         commands: vec![format!("FROM {}", opts.docker_image)],
                         base: None,
-                        env: BTreeMap::new(),
+                        env: seed_env.clone(),
                         builds: 1,
                         logs: Vec::new(),
                         result: Some(success()),

@@ -358,3 +358,47 @@ async fn gc_finds_and_terminates_sandboxes_by_tag() {
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_carrying_an_escaping_symlink_is_refused_and_the_link_not_written() {
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    std::fs::write(wd.path().join("keep.txt"), "host\n").expect("w");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
+    let r = s
+        .exec_wait(
+            "ln -s /etc/passwd evil && echo changed > keep.txt",
+            ExecOptions::default(),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    let err = s.sync_out().await.expect_err("refused");
+    match &err {
+        BackendError::Transfer { detail, .. } => {
+            assert!(
+                detail.contains("evil") && detail.contains("outside"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected Transfer, got {other:?}"),
+    }
+    assert!(
+        std::fs::symlink_metadata(wd.path().join("evil")).is_err(),
+        "no link on the host"
+    );
+    let closed = s.close().await;
+    assert!(closed.is_err(), "close reports the refused pull");
+    assert!(
+        fake.sandboxes().iter().all(|v| v.terminated),
+        "and still terminates"
+    );
+    assert_eq!(common::live_containers(&fake).await, 0);
+    fake.shutdown().await;
+}

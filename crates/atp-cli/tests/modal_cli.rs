@@ -1,0 +1,143 @@
+//! `atp` with `--backend modal` end to end: the real binary against the in-process fake Modal
+//! (whose sandboxes are local containers of atp-test:latest with the stand-in `lake`).
+
+use std::path::{Path, PathBuf};
+
+use atp_modal_fake::{FakeModal, FakeOptions};
+
+async fn fake() -> Option<FakeModal> {
+    match FakeModal::start(FakeOptions::default()).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
+            }
+            eprintln!("!!! SKIPPED (no Docker engine / test image): {e}");
+            None
+        }
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+async fn atp(fake: &FakeModal, home: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+        .args(args)
+        .env("MODAL_SERVER_URL", fake.url())
+        .env("MODAL_TOKEN_ID", "ak-cli-test")
+        .env("MODAL_TOKEN_SECRET", "as-cli-test-secret")
+        .env("HOME", home)
+        .env("ATP_MODAL_APP", "atp-cli-test")
+        .env_remove("MODAL_PROFILE")
+        .env_remove("MODAL_CONFIG_PATH")
+        .output()
+        .await
+        .expect("atp runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_verify_and_gc_run_on_modal() {
+    let Some(fake) = fake().await else { return };
+    let home = tempfile::tempdir().expect("tmp");
+    let (code, out, err) = atp(
+        &fake,
+        home.path(),
+        &["--json", "doctor", "--backend", "modal"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["backend"], "modal");
+    let creds = v["engine"]["details"]["credentials"]
+        .as_str()
+        .expect("credential source");
+    assert!(creds.contains("MODAL_TOKEN_ID"), "{creds}");
+    assert!(!out.contains("as-cli-test-secret") && !err.contains("as-cli-test-secret"));
+    assert_eq!(v["image_check"]["status"], "ok");
+    assert!(
+        v["image_check"]["labels"]["atp.lean-toolchain"].is_string(),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, want) in [("clean", 0), ("sorry_theorem", 1)] {
+        let outdir = tmp.path().join(name);
+        let (code, out, err) = atp(
+            &fake,
+            home.path(),
+            &[
+                "verify",
+                fixture(name).to_str().expect("utf8"),
+                "--original",
+                fixture("original").to_str().expect("utf8"),
+                "--backend",
+                "modal",
+                "--timeout",
+                "120",
+                "--output",
+                outdir.to_str().expect("utf8"),
+            ],
+        )
+        .await;
+        assert_eq!(code, want, "{name}: {out}{err}");
+        assert!(outdir.join("logs/result.json").exists());
+    }
+    assert!(
+        fake.sandboxes().len() >= 3,
+        "probe + one sandbox per verify"
+    );
+    assert!(
+        fake.sandboxes().iter().all(|s| s.terminated),
+        "every sandbox terminated"
+    );
+    assert!(fake
+        .sandboxes()
+        .iter()
+        .all(|s| s.network_blocked || s.tags.get("atp.purpose").is_some()));
+
+    let (code, out, err) = atp(&fake, home.path(), &["--json", "gc", "--backend", "modal"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["count"], 0, "nothing left to collect: {out}");
+
+    let (code, _, err) = atp(
+        &fake,
+        home.path(),
+        &["doctor", "--backend", "modal", "--image", "not-published"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    let _ = err;
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
+    let home = tempfile::tempdir().expect("tmp");
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+        .args(["doctor", "--backend", "modal"])
+        .env("HOME", home.path())
+        .env_remove("MODAL_TOKEN_ID")
+        .env_remove("MODAL_TOKEN_SECRET")
+        .env_remove("MODAL_CONFIG_PATH")
+        .env_remove("MODAL_PROFILE")
+        .output()
+        .await
+        .expect("atp runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("modal setup"),
+        "{err}"
+    );
+}
