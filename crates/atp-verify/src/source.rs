@@ -209,6 +209,109 @@ fn is_command_keyword(t: &Token) -> bool {
         || t.is_sym("@[")
 }
 
+/// Keywords that can only start a command (Lean reserves them), wherever they appear.
+const RESERVED_COMMANDS: &[&str] = &[
+    "theorem",
+    "lemma",
+    "def",
+    "abbrev",
+    "example",
+    "instance",
+    "structure",
+    "class",
+    "inductive",
+    "axiom",
+    "opaque",
+    "namespace",
+    "section",
+    "variable",
+    "universe",
+    "mutual",
+    "macro",
+    "macro_rules",
+    "syntax",
+    "elab",
+    "elab_rules",
+    "notation",
+    "infix",
+    "infixl",
+    "infixr",
+    "prefix",
+    "postfix",
+    "declare_syntax_cat",
+    "initialize",
+    "builtin_initialize",
+    "attribute",
+];
+
+fn is_reserved_command(tokens: &[Token], i: usize) -> bool {
+    let t = &tokens[i];
+    if t.kind != TokenKind::Ident || !RESERVED_COMMANDS.contains(&t.text.as_str()) {
+        return false;
+    }
+    // `class inductive`, `class abbrev`, `deriving instance`
+    !matches!(
+        i.checked_sub(1).map(|p| tokens[p].text.as_str()),
+        Some("class") | Some("deriving")
+    )
+}
+
+/// Walk back from a mid-line command keyword over its modifiers, `@[…]` attributes and
+/// `open … in` / `set_option … in` prefixes.
+fn command_begin(tokens: &[Token], i: usize) -> usize {
+    let mut j = i;
+    loop {
+        let Some(p) = j.checked_sub(1) else { break };
+        let prev = &tokens[p];
+        if prev.kind == TokenKind::Ident && MODIFIERS.contains(&prev.text.as_str()) {
+            j = p;
+        } else if prev.is_sym("]") {
+            // an attribute list `@[ … ]`
+            let mut d = 0i64;
+            let mut k = p;
+            let mut found = None;
+            loop {
+                let t = &tokens[k];
+                if is_close_bracket(t) {
+                    d += 1;
+                } else if is_open_bracket(t) {
+                    d -= 1;
+                    if d == 0 {
+                        if t.is_sym("@[") {
+                            found = Some(k);
+                        }
+                        break;
+                    }
+                }
+                if k == 0 {
+                    break;
+                }
+                k -= 1;
+            }
+            match found {
+                Some(k) => j = k,
+                None => break,
+            }
+        } else if prev.is("in") {
+            let opener = (0..p).rev().take(64).find(|&k| {
+                let t = &tokens[k];
+                t.is("open")
+                    || t.is("set_option")
+                    || t.is("omit")
+                    || t.is("include")
+                    || t.is("#guard_msgs")
+            });
+            match opener {
+                Some(k) => j = k,
+                None => break,
+            }
+        } else {
+            break;
+        }
+    }
+    j
+}
+
 /// Whether an `open`/`set_option` line starting at `i` is a command (not a tactic).
 fn open_like_is_command(tokens: &[Token], i: usize) -> bool {
     let line = tokens[i].line;
@@ -238,10 +341,21 @@ pub fn parse(src: &str) -> SourceFile {
             } else {
                 is_command_keyword(t)
             };
-            // A command keyword right after `in` of a prefix is part of the prefixed command.
             if start {
                 depth = 0;
                 starts.push(i);
+            }
+        } else if depth <= 0
+            && !t.line_start
+            && (is_reserved_command(&tokens, i)
+                || ((t.is("open") || t.is("export") || t.is("include") || t.is("omit"))
+                    && open_like_is_command(&tokens, i)))
+        {
+            // Lean starts a new command at a reserved command keyword wherever it appears; the
+            // command begins at its modifiers, attributes and `… in` prefixes.
+            let j = command_begin(&tokens, i);
+            if starts.last().is_none_or(|&l| l < j) {
+                starts.push(j);
             }
         }
         if is_open_bracket(t) {
@@ -608,6 +722,27 @@ mod tests {
         assert_eq!(f.commands[0].signature.as_deref(), Some(": Nat → Nat"));
         assert!(f.commands[0].body_has_sorry);
         assert_eq!(f.commands[1].signature.as_deref(), Some(": | x | = 1"));
+    }
+
+    #[test]
+    fn commands_mid_line_are_split_with_their_prefixes() {
+        let f = parse("lemma h : True := trivial private axiom bad : False\nlemma g : True := trivial open Foo in theorem t : False := bad\nclass inductive C | a\nlemma k : True := trivial @[implemented_by x] def y := 1");
+        let kws: Vec<&str> = f.commands.iter().map(|c| c.keyword.as_str()).collect();
+        assert_eq!(
+            kws,
+            vec!["lemma", "axiom", "lemma", "theorem", "class", "lemma", "def"]
+        );
+        assert_eq!(f.commands[1].modifiers, vec!["private"]);
+        assert_eq!(f.commands[3].context, vec!["namespace ", "open Foo in"]);
+        assert_eq!(f.commands[6].attributes, vec!["implemented_by", "x"]);
+        let f = parse("lemma h : True := trivial open Real\ntheorem t : π > 3 := sorry\nlemma u : True := by open Classical in exact trivial");
+        assert_eq!(f.commands[1].keyword, "open");
+        assert_eq!(f.commands[2].context, vec!["namespace ", "open Real"]);
+        assert_eq!(
+            f.commands.len(),
+            4,
+            "`open … in` inside a proof stays a tactic"
+        );
     }
 
     #[test]

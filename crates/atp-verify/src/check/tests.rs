@@ -307,3 +307,29 @@ fn missing_file_of_the_original() {
     assert_eq!(v[0].kind, ViolationKind::StatementMissing);
     assert_eq!(v[0].file, "B.lean");
 }
+
+#[test]
+fn one_line_evasions_are_still_seen() {
+    use ViolationKind as K;
+    // commands need no newline in Lean
+    assert!(kinds(
+        "lemma h : True := trivial axiom bad : False\ntheorem t : False := bad",
+        None
+    )
+    .contains(&K::Axiom));
+    assert!(kinds(
+        "lemma h : True := trivial @[implemented_by g] def f : Nat := 1",
+        None
+    )
+    .contains(&K::ImplementedBy));
+    assert!(kinds(
+        "lemma h : True := trivial local instance : Add Nat := ⟨fun _ _ => 3⟩",
+        None
+    )
+    .contains(&K::NewInstance));
+    let o = "theorem t : 1 + 1 = 2 := sorry";
+    let c = "lemma h : True := trivial open Foo in theorem t : 1 + 1 = 2 := rfl";
+    assert!(kinds(c, Some(o)).contains(&K::ContextChanged));
+    let c = "lemma h : True := trivial open Foo\ntheorem t : 1 + 1 = 2 := rfl";
+    assert!(kinds(c, Some(o)).contains(&K::ContextChanged));
+}
