@@ -260,8 +260,7 @@ fn is_reserved_command(tokens: &[Token], i: usize) -> bool {
 /// `open … in` / `set_option … in` prefixes.
 fn command_begin(tokens: &[Token], i: usize) -> usize {
     let mut j = i;
-    loop {
-        let Some(p) = j.checked_sub(1) else { break };
+    while let Some(p) = j.checked_sub(1) {
         let prev = &tokens[p];
         if prev.kind == TokenKind::Ident && MODIFIERS.contains(&prev.text.as_str()) {
             j = p;
