@@ -177,6 +177,8 @@ pub(crate) struct State {
     pub sandbox_changed: Notify,
     pub stall: AtomicBool,
     pub seq: AtomicU64,
+    /// Every gRPC path the servers received, known or not.
+    pub paths: Mutex<Vec<String>>,
 }
 
 pub(crate) fn now() -> f64 {
@@ -294,6 +296,7 @@ impl FakeModal {
             sandbox_changed: Notify::new(),
             stall: AtomicBool::new(false),
             seq: AtomicU64::new(1),
+            paths: Mutex::new(Vec::new()),
         });
         // Seeded images carry the local image's pin labels as environment, the way a Modal
         // image built from `to_modal_layers` carries them.
@@ -354,12 +357,25 @@ impl FakeModal {
         let mut tasks = Vec::new();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         shutdown.push(tx);
+        let trace_state = state.clone();
+        let trace = move |req: &http::Request<()>| {
+            let path = req.uri().path().to_string();
+            let method = path.rsplit('/').next().unwrap_or("").to_string();
+            if !KNOWN_RPCS.contains(&method.as_str()) {
+                tracing::warn!("fake Modal: unimplemented RPC {path} (answered UNIMPLEMENTED)");
+                eprintln!("fake Modal: unimplemented RPC {path} (answered UNIMPLEMENTED)");
+            }
+            lock(&trace_state.paths).push(path.clone());
+            tracing::debug_span!("fake_modal_rpc", path = %path)
+        };
+        let trace_router = trace.clone();
         let cp = ModalClientServer::new(control::Control(state.clone()))
             .max_decoding_message_size(atp_modal::client::MAX_MESSAGE)
             .max_encoding_message_size(atp_modal::client::MAX_MESSAGE);
         tasks.push(tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(cp_listener);
             let r = tonic::transport::Server::builder()
+                .trace_fn(trace)
                 .add_service(cp)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
@@ -377,6 +393,7 @@ impl FakeModal {
         tasks.push(tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(router_listener);
             let r = tonic::transport::Server::builder()
+                .trace_fn(trace_router)
                 .add_service(rt)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
@@ -417,6 +434,15 @@ impl FakeModal {
             .recorded
             .iter()
             .filter(|r| method.is_none_or(|m| r.method == m))
+            .cloned()
+            .collect()
+    }
+
+    /// gRPC methods received that the fake does not implement (answered UNIMPLEMENTED).
+    pub fn unknown_rpcs(&self) -> Vec<String> {
+        lock(&self.state.paths)
+            .iter()
+            .filter(|p| !KNOWN_RPCS.contains(&p.rsplit('/').next().unwrap_or("")))
             .cloned()
             .collect()
     }
@@ -485,6 +511,28 @@ impl FakeModal {
         }
     }
 }
+
+/// The RPCs the fake serves (control plane and router).
+pub const KNOWN_RPCS: &[&str] = &[
+    "AppGetOrCreate",
+    "AuthTokenGet",
+    "ImageGetByTag",
+    "ImageGetOrCreate",
+    "ImageJoinStreaming",
+    "ImagePublish",
+    "SandboxCreate",
+    "SandboxGetTaskId",
+    "SandboxList",
+    "SandboxTagsSet",
+    "SandboxTerminate",
+    "SandboxWait",
+    "SecretGetOrCreate",
+    "TaskGetCommandRouterAccess",
+    "TaskExecStart",
+    "TaskExecStdinWrite",
+    "TaskExecStdioRead",
+    "TaskExecWait",
+];
 
 pub(crate) fn success() -> pb::GenericResult {
     pb::GenericResult {

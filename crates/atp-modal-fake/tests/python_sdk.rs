@@ -61,6 +61,10 @@ async fn the_official_python_sdk_runs_a_sandbox_on_the_fake() {
     .await
     .expect("the SDK script finished within 120 s")
     .expect("python runs");
+    eprintln!(
+        "RPCs the SDK sent that the fake does not serve: {:?}",
+        fake.unknown_rpcs()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let methods: Vec<String> = fake.recorded(None).into_iter().map(|r| r.method).collect();

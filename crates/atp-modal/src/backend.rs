@@ -209,8 +209,15 @@ impl ModalBackend {
                 .await?;
             let router = RouterClient::connect(&self.client, &task).await?;
             Ok::<_, ModalError>(Arc::new(router))
-        }
-        .await;
+        };
+        let bound = self.cfg.provision_deadline + Duration::from_secs(60);
+        let prepared = match tokio::time::timeout(bound, prepared).await {
+            Ok(r) => r,
+            Err(_) => Err(ModalError::Deadline {
+                method: "sandbox preparation",
+                secs: bound.as_secs(),
+            }),
+        };
         match prepared {
             Ok(router) => Ok((id, router)),
             Err(e) => {
@@ -554,6 +561,7 @@ impl ExecCtx {
     async fn drive(
         &self,
         argv: Vec<String>,
+        server_timeout: Option<Duration>,
         stdin: Option<mpsc::Receiver<Bytes>>,
         out: &mut (dyn FnMut(&[u8]) + Send),
         err: &mut (dyn FnMut(&[u8]) + Send),
@@ -562,7 +570,12 @@ impl ExecCtx {
         let router = &self.router;
         let work = async {
             router
-                .exec_start(&exec_id, &argv, None, None)
+                .exec_start(
+                    &exec_id,
+                    &argv,
+                    server_timeout.map(|t| t.as_secs().clamp(1, u64::from(u32::MAX)) as u32),
+                    None,
+                )
                 .await
                 .map_err(|e| self.classify(e))?;
             let feed = async {
@@ -622,7 +635,7 @@ impl ExecCtx {
         let mut stderr = Vec::new();
         let r = tokio::time::timeout(
             deadline,
-            self.drive(argv, stdin, out, &mut |c: &[u8]| {
+            self.drive(argv, Some(deadline), stdin, out, &mut |c: &[u8]| {
                 stderr.extend_from_slice(c)
             }),
         )
@@ -820,6 +833,7 @@ impl ComputeSession for ModalSession {
                 let s_out = sink.clone();
                 ctx.drive(
                     argv,
+                    Some(backstop + Duration::from_secs(1)),
                     rx,
                     &mut |c: &[u8]| s_out.stdout(c),
                     &mut |c: &[u8]| sink.stderr(c),
