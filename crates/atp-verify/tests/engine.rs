@@ -343,5 +343,34 @@ async fn verify_in_a_live_session() {
     assert_eq!(echo.stdout.trim(), "alive");
     assert!(out.expect("verifies").report.verified);
     assert_eq!(leftovers(&b, &run).await, 0);
-    let _ = BTreeMap::<String, String>::new();
+}
+
+#[tokio::test]
+async fn old_toolchain_sorry_quotes_are_recognised() {
+    let Some(b) = backend("old_toolchain_sorry_quotes_are_recognised").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cand = copy_fixture("sorry_theorem", tmp.path());
+    let run = RunId::new();
+    let v = Verifier::new(b.clone() as Arc<dyn ComputeBackend>)
+        .with_options(VerifyOptions {
+            run_id: Some(run.clone()),
+            env: BTreeMap::from([("ATP_STANDIN_SORRY_STYLE".to_string(), "quote".to_string())]),
+            ..Default::default()
+        })
+        .verify(&cand, None)
+        .await
+        .expect("verdict");
+    assert!(
+        v.compile_log.contains("declaration uses 'sorry'"),
+        "{}",
+        v.compile_log
+    );
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(14)));
+    assert_eq!(leftovers(&b, &run).await, 0);
 }
