@@ -400,6 +400,7 @@ impl ModalClient for Control {
             }
         }
         engine::watch_container(self.0.clone(), id.clone(), container);
+        self.0.lost("SandboxCreate")?;
         Ok(Response::new(pb::SandboxCreateResponse { sandbox_id: id }))
     }
 

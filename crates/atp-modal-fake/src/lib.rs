@@ -165,6 +165,8 @@ pub(crate) struct Tables {
     pub auth_tokens: HashMap<String, u64>,
     pub router_tokens: HashMap<String, u64>,
     pub inject: HashMap<String, (Code, u32)>,
+    /// Calls whose work is done but whose answer is replaced by an error (a lost response).
+    pub lose: HashMap<String, (Code, u32)>,
     pub recorded: Vec<Recorded>,
 }
 
@@ -259,6 +261,23 @@ impl State {
             if *left > 0 {
                 *left -= 1;
                 return Err(Status::new(*code, format!("injected {code:?} on {method}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// The error replacing a successful answer of `method`, when a lost response is pending.
+    pub(crate) fn lost(&self, method: &str) -> Result<(), Status> {
+        let mut t = lock(&self.t);
+        if let Some((code, left)) = t.lose.get_mut(method) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(Status::new(
+                    *code,
+                    format!("injected lost response on {method}"),
+                ));
             }
         }
         Ok(())
@@ -425,6 +444,14 @@ impl FakeModal {
     pub fn inject_error(&self, method: &str, code: Code, times: u32) {
         lock(&self.state.t)
             .inject
+            .insert(method.to_string(), (code, times));
+    }
+
+    /// Perform the next `times` calls of `method`, then answer them with `code` anyway (the
+    /// response is "lost"): a client that retries must not do the work twice.
+    pub fn lose_responses(&self, method: &str, code: Code, times: u32) {
+        lock(&self.state.t)
+            .lose
             .insert(method.to_string(), (code, times));
     }
 

@@ -318,3 +318,53 @@ async fn router_calls_carry_only_the_bearer_jwt_and_refresh_it_when_refused() {
     s.close().await.expect("close");
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_sandbox_create_after_a_lost_response_creates_one_sandbox() {
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let client = ModalClient::with_options(
+        common::creds(&fake),
+        fast_retries(),
+        Duration::from_secs(300),
+    )
+    .expect("client");
+    let app = client
+        .app_get_or_create("idem-app", true)
+        .await
+        .expect("app");
+    let image = client
+        .image_get_by_tag("open-atp")
+        .await
+        .expect("lookup")
+        .expect("seeded");
+    fake.lose_responses("SandboxCreate", tonic::Code::Unavailable, 1);
+    let spec = atp_modal::SandboxSpec {
+        image_id: image,
+        timeout_secs: 60,
+        ..Default::default()
+    };
+    let id = client
+        .sandbox_create(&app, &spec)
+        .await
+        .expect("create after retry");
+    assert_eq!(
+        fake.calls("SandboxCreate"),
+        2,
+        "the lost answer was retried"
+    );
+    assert_eq!(
+        fake.sandboxes().len(),
+        1,
+        "the idempotency key deduplicated the retry"
+    );
+    assert_eq!(fake.sandboxes()[0].id, id);
+    client.sandbox_terminate(&id).await.expect("terminate");
+    client
+        .sandbox_terminate(&id)
+        .await
+        .expect("terminate is idempotent");
+    assert_eq!(common::live_containers(&fake).await, 0);
+    fake.shutdown().await;
+}

@@ -31,7 +31,7 @@ fn sdk_python() -> Option<PathBuf> {
     if std::env::var("ATP_REQUIRE_MODAL_SDK").as_deref() == Ok("1") {
         panic!("ATP_REQUIRE_MODAL_SDK=1: {msg}");
     }
-    eprintln!("SKIPPED: {msg}");
+    eprintln!("!!! SKIPPED: {msg}");
     None
 }
 
