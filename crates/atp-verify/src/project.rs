@@ -252,23 +252,15 @@ pub struct Pins {
     pub mathlib_rev: String,
 }
 
-/// Label holding the image's toolchain.
-pub const LABEL_LEAN_TOOLCHAIN: &str = "atp.lean-toolchain";
-/// Label holding the image's Mathlib revision.
-pub const LABEL_MATHLIB_REV: &str = "atp.mathlib-rev";
+pub use atp_image::{LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV};
 
 impl Pins {
-    /// The pins from image labels; `None` unless both are present.
+    /// The pins from image labels (`atp.lean-toolchain`, `atp.mathlib-rev`, read by
+    /// [`atp_image::ImagePins::from_labels`]); `None` unless both are present.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Pins> {
-        let get = |k: &str| {
-            labels
-                .get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        Some(Pins {
-            lean_toolchain: get(LABEL_LEAN_TOOLCHAIN)?,
-            mathlib_rev: get(LABEL_MATHLIB_REV)?,
+        atp_image::ImagePins::from_labels(labels).map(|p| Pins {
+            lean_toolchain: p.lean_toolchain,
+            mathlib_rev: p.mathlib_rev,
         })
     }
 

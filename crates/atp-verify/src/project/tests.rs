@@ -104,3 +104,22 @@ fn stage_files_builds_a_project_and_rejects_non_lean() {
     let task = ProofTask::new(p);
     assert_eq!(task.target_files().expect("targets"), vec!["A.lean"]);
 }
+
+#[test]
+fn pins_from_image_labels() {
+    let labels: BTreeMap<String, String> = [
+        (
+            LABEL_LEAN_TOOLCHAIN.to_string(),
+            "leanprover/lean4:v4.28.0".to_string(),
+        ),
+        (LABEL_MATHLIB_REV.to_string(), "v4.28.0".to_string()),
+    ]
+    .into();
+    assert_eq!(Pins::from_labels(&labels), Some(Pins::builtin()));
+    assert_eq!(Pins::from_labels(&BTreeMap::new()), None);
+    let skeleton = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/lean");
+    assert_eq!(
+        Pins::builtin(),
+        Pins::from_skeleton(&skeleton).expect("skeleton")
+    );
+}
