@@ -72,6 +72,9 @@ pub struct FakeOptions {
     pub run_id: String,
     /// `SandboxList` page size.
     pub list_page: usize,
+    /// Break every exec output stream with UNAVAILABLE after this many messages (clients must
+    /// resume at their byte offset).
+    pub break_stdio_after: Option<usize>,
 }
 
 impl Default for FakeOptions {
@@ -88,6 +91,7 @@ impl Default for FakeOptions {
             seed_images: vec!["open-atp:latest".into()],
             run_id: format!("fake-modal-{}", uuid::Uuid::new_v4().simple()),
             list_page: 2,
+            break_stdio_after: None,
         }
     }
 }

@@ -166,8 +166,10 @@ impl TaskCommandRouter for Router {
         let chunk = state.opts.chunk_size.max(1);
         let stderr = r.file_descriptor == rpb::TaskExecStdioFileDescriptor::Stderr as i32;
         let task_id = r.task_id.clone();
+        let break_after = state.opts.break_stdio_after;
         let stream = async_stream(move |tx| async move {
             let mut offset = r.offset as usize;
+            let mut sent = 0usize;
             loop {
                 let notified = e.changed.notified();
                 tokio::pin!(notified);
@@ -185,6 +187,13 @@ impl TaskCommandRouter for Router {
                     )
                 };
                 if !data.is_empty() {
+                    if break_after.is_some_and(|n| sent >= n) {
+                        let _ = tx
+                            .send(Err(Status::unavailable("stream reset by the fake")))
+                            .await;
+                        return;
+                    }
+                    sent += 1;
                     offset += data.len();
                     if tx
                         .send(Ok(rpb::TaskExecStdioReadResponse { data }))

@@ -402,3 +402,39 @@ async fn a_pull_carrying_an_escaping_symlink_is_refused_and_the_link_not_written
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_output_streams_resume_at_the_byte_offset() {
+    let opts = FakeOptions {
+        chunk_size: 5,
+        break_stdio_after: Some(3),
+        ..Default::default()
+    };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
+    let r = s
+        .exec_wait(
+            "for i in $(seq 1 40); do echo \"line $i ∀\"; done",
+            ExecOptions::default(),
+        )
+        .await
+        .expect("exec");
+    let want: String = (1..=40).map(|i| format!("line {i} ∀\n")).collect();
+    assert_eq!(
+        r.stdout, want,
+        "no byte lost or repeated across stream resets"
+    );
+    assert!(
+        fake.calls("TaskExecStdioRead") > 10,
+        "the stream was re-opened many times"
+    );
+    s.close().await.expect("close");
+    fake.shutdown().await;
+}

@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_config_file_is_one_line_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("cfg.toml");
+        std::fs::write(&cfg, "[p\ntoken_id = ").expect("write");
+        let err = ModalCredentials::resolve(
+            &env(&[("MODAL_CONFIG_PATH", cfg.to_str().expect("utf8"))]),
+            None,
+        )
+        .expect_err("bad toml");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cfg.toml") && msg.contains("modal setup"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
     fn missing_credentials_is_one_actionable_line_and_secrets_are_redacted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = ModalCredentials::resolve(&env(&[]), Some(dir.path())).expect_err("no creds");
