@@ -354,7 +354,8 @@ fn waves(sources: &BTreeMap<String, String>) -> (Vec<Vec<String>>, BTreeSet<Stri
 
 /// The bash script run in the sandbox (fed through stdin).
 ///
-/// It writes each probe copy under a fresh `/tmp` directory, then compiles the copies wave by
+/// It writes each probe copy under a fresh `/tmp` directory, then compiles the copies (with
+/// `--root` at that directory, so each file gets its module name from its relative path) wave by
 /// wave with at most `workers` `lake env lean` processes at a time (files imported by other
 /// project files also get their `.olean` written so importers can load them), and prints each
 /// file's output between nonce-carrying markers with its exit status, as each file finishes.
@@ -391,9 +392,9 @@ pub fn build_script(
   i=$1; rel=$2; out=$3
   if [ -n "$out" ]; then
     mkdir -p "$(dirname "$out")"
-    lake env lean -o "$out" "$T/src/$rel" < /dev/null > "$T/out/$i.log" 2>&1
+    lake env lean --root="$T/src" -o "$out" "$T/src/$rel" < /dev/null > "$T/out/$i.log" 2>&1
   else
-    lake env lean "$T/src/$rel" < /dev/null > "$T/out/$i.log" 2>&1
+    lake env lean --root="$T/src" "$T/src/$rel" < /dev/null > "$T/out/$i.log" 2>&1
   fi
   echo $? > "$T/out/$i.rc.tmp"; mv "$T/out/$i.rc.tmp" "$T/out/$i.rc"
 }}
