@@ -36,7 +36,9 @@ pub const PIN_ENV: [(&str, &str); 3] = [
 ];
 
 /// How the Modal backend creates sandboxes.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the names of `env`, never its values (they may hold API keys).
+#[derive(Clone)]
 pub struct ModalConfig {
     /// Published image name (`name[:tag]`; the tag defaults to `latest`).
     pub image: String,
@@ -62,6 +64,21 @@ pub struct ModalConfig {
     /// `None` blocks the network of every sandbox whatever the session asks; `Default` lets
     /// each session choose.
     pub network: NetworkMode,
+}
+
+impl std::fmt::Debug for ModalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModalConfig")
+            .field("image", &self.image)
+            .field("app", &self.app)
+            .field("cpu", &self.cpu)
+            .field("memory_mib", &self.memory_mib)
+            .field("timeout", &self.timeout)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("warm_command", &self.warm_command)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ModalConfig {
@@ -819,6 +836,12 @@ impl ComputeSession for ModalSession {
         });
         let ctx = self.ctx.clone();
         let stdin = opts.stdin.clone();
+        let span = tracing::info_span!(
+            "modal_exec",
+            run_id = %self.run_id,
+            sandbox = %self.ctx.sandbox_id,
+            exec = %exec_id
+        );
         Ok(CommandHandle::spawn(
             self.ctx.sandbox_id.clone(),
             budget,
@@ -838,6 +861,7 @@ impl ComputeSession for ModalSession {
                     &mut |c: &[u8]| s_out.stdout(c),
                     &mut |c: &[u8]| sink.stderr(c),
                 )
+                .instrument(span)
                 .await
             },
         ))
@@ -919,5 +943,23 @@ impl ComputeSession for ModalSession {
         let terminated = self.terminate().await;
         pulled?;
         terminated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_env_values() {
+        let cfg = ModalConfig {
+            env: BTreeMap::from([("ANTHROPIC_API_KEY".to_string(), "sk-secret".to_string())]),
+            ..ModalConfig::default()
+        };
+        let d = format!("{cfg:?}");
+        assert!(
+            d.contains("ANTHROPIC_API_KEY") && !d.contains("sk-secret"),
+            "{d}"
+        );
     }
 }
