@@ -138,3 +138,79 @@ async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_modal_image_publishes_the_spec_and_the_backend_reads_its_pins() {
+    let Some(fake) = fake().await else { return };
+    let home = tempfile::tempdir().expect("tmp");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/open-atp.toml");
+    let spec = spec.to_str().expect("utf8");
+    let (code, out, err) = atp(
+        &fake,
+        home.path(),
+        &[
+            "--json",
+            "build-modal-image",
+            "--name",
+            "cli-built",
+            "--app",
+            "cli-app",
+            "--spec",
+            spec,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only JSON");
+    assert_eq!(v["tag"], "cli-built:latest");
+    let id = v["image_id"].as_str().expect("image id").to_string();
+    assert!(v["layers"].as_u64().expect("layers") >= 2);
+    assert!(
+        err.contains("Step 1/"),
+        "build logs stream to stderr with --json: {err}"
+    );
+    assert_eq!(fake.builds(&id), 1);
+    let (code, out, err) = atp(
+        &fake,
+        home.path(),
+        &[
+            "--json",
+            "doctor",
+            "--backend",
+            "modal",
+            "--image",
+            "cli-built",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(d["image_check"]["id"], id.as_str());
+    let pins = &v["pins"];
+    assert_eq!(
+        d["image_check"]["labels"]["atp.spec-hash"], pins["ATP_SPEC_HASH"],
+        "the published image carries the spec's hash"
+    );
+    assert_eq!(
+        d["image_check"]["labels"]["atp.lean-toolchain"],
+        pins["ATP_LEAN_TOOLCHAIN"]
+    );
+    let (code, out, err) = atp(
+        &fake,
+        home.path(),
+        &[
+            "build-modal-image",
+            "--name",
+            "cli-built",
+            "--app",
+            "cli-app",
+            "--spec",
+            spec,
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(fake.builds(&id), 2, "--force rebuilt the layers");
+    fake.shutdown().await;
+}
