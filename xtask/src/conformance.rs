@@ -42,6 +42,13 @@ pub fn run(args: Args) -> Result<()> {
             return Ok(());
         }
     };
+    // A relative path is taken from the workspace root (how `.ci/run` sets it) unless it
+    // exists relative to the current directory.
+    let corpus = if corpus.is_relative() && !corpus.exists() {
+        crate::test_image::workspace_root()?.join(corpus)
+    } else {
+        corpus
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -143,8 +150,8 @@ async fn one(
 }
 
 async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
-    let cases =
-        corpus::load(&corpus).with_context(|| format!("reading corpus {}", corpus.display()))?;
+    let cases = corpus::load(&corpus)
+        .with_context(|| format!("reading the exploit corpus at {}", corpus.display()))?;
     if cases.is_empty() {
         bail!("{}: no originals/<Category>/<Name>.lean with a matching candidate — is this the exploit corpus?", corpus.display());
     }

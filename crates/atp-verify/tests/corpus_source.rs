@@ -10,7 +10,20 @@ fn corpus_source_checks() {
         eprintln!("\n!!! SKIPPED corpus_source_checks: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
         return;
     };
-    let cases = corpus::load(std::path::Path::new(&dir)).expect("corpus loads");
+    // A relative path is taken from the workspace root (how `.ci/run` sets it) unless it
+    // exists relative to the current directory.
+    let mut path = std::path::PathBuf::from(&dir);
+    if path.is_relative() && !path.exists() {
+        path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(&dir);
+    }
+    let cases = corpus::load(&path).unwrap_or_else(|e| {
+        panic!(
+            "ATP_EXPLOIT_CORPUS={dir}: cannot read {}: {e}",
+            path.display()
+        )
+    });
     assert!(
         cases.len() >= 50,
         "expected the full corpus, found {}",
