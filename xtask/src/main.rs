@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod bench_docker;
 mod bench_modal;
+mod bench_verify;
 mod build_docker_image;
 mod build_modal_image;
 mod conformance;
-mod bench_verify;
 mod fake_modal;
 mod test_image;
 
