@@ -20,6 +20,8 @@ use crate::source::parse;
 
 /// Default verifier time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The image's Lean project (skeleton + warm Mathlib cache) every compile runs in.
+pub const SKELETON_DIR: &str = "/workspace";
 /// Extra time past the budget for creating and tearing down the verifier's own sandbox.
 pub const VERIFY_BACKSTOP_MARGIN: Duration = Duration::from_secs(180);
 
@@ -377,6 +379,11 @@ pub fn build_script(
         "T=/tmp/atp-probe-{nonce}\nrm -rf \"$T\"; mkdir -p \"$T/src\" \"$T/out\"\n"
     ));
     s.push_str("trap 'rm -rf \"$T\"' EXIT\n");
+    // Compile from the image's own Lean project, never through the candidate's lakefile (a
+    // lakefile.lean is code Lake runs; a lakefile can add options or packages).
+    s.push_str(&format!(
+        "if [ -d {SKELETON_DIR} ]; then cd {SKELETON_DIR}; fi\n"
+    ));
     for (i, (rel, src)) in sources.iter().enumerate() {
         let copy = probe_copy(src, nonce);
         probe_lines.insert(rel.clone(), copy.probe_line);

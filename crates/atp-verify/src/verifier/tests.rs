@@ -161,6 +161,10 @@ fn script_has_waves_markers_and_olean_outputs() {
     );
     assert!(s.contains(&format!("=== ATP FILE {} $rel ===", p.nonce)));
     assert!(s.contains("-- atp-axiom-probe"));
+    assert!(
+        s.contains("cd /workspace"),
+        "compiles from the image's project, not the candidate's lakefile"
+    );
 }
 
 #[test]
