@@ -53,7 +53,12 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 async fn bench(args: Args) -> Result<()> {
-    let fake = FakeModal::start(FakeOptions::default()).await?;
+    // 64 KiB output messages (the fake's default of 4093 bytes exists to test reassembly).
+    let fake = FakeModal::start(FakeOptions {
+        chunk_size: 64 * 1024,
+        ..FakeOptions::default()
+    })
+    .await?;
     let result = measure(&fake, args.mb).await;
     fake.shutdown().await;
     result
