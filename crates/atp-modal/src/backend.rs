@@ -312,7 +312,20 @@ impl ComputeBackend for ModalBackend {
             .client
             .app_get_or_create(&self.cfg.app, true)
             .await
-            .map_err(be("AppGetOrCreate"))?;
+            .map_err(|e| match e.into_backend("AppGetOrCreate") {
+                BackendError::EngineUnavailable {
+                    backend,
+                    detail,
+                    remedy,
+                    ..
+                } => BackendError::EngineUnavailable {
+                    backend,
+                    endpoint: self.creds.server_url.clone(),
+                    detail,
+                    remedy,
+                },
+                other => other,
+            })?;
         let mut details = BTreeMap::new();
         details.insert("credentials".into(), self.creds.source.to_string());
         details.insert(

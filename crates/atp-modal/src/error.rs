@@ -77,9 +77,10 @@ impl ModalError {
                 ..
             } => BackendError::EngineUnavailable {
                 backend: "modal".into(),
-                endpoint: "control plane".into(),
+                endpoint: "the Modal control plane".into(),
                 detail: self.to_string(),
-                remedy: "retry later; check https://status.modal.com".into(),
+                remedy: "check MODAL_SERVER_URL and the network, or https://status.modal.com"
+                    .into(),
             },
             ModalError::SandboxDead { id, detail } => BackendError::SandboxDead { id, detail },
             other => BackendError::engine("modal", op, other),
