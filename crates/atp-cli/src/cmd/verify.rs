@@ -254,3 +254,75 @@ pub fn render(r: &ProofResult, out_dir: &Path) -> String {
     ));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atp_verify::{FileReport, VerificationReport, Violation, ViolationKind};
+
+    fn result() -> ProofResult {
+        let mut report = VerificationReport {
+            compiles: true,
+            sorry_free: true,
+            axioms: vec!["propext".into()],
+            statements_intact: false,
+            duration: Duration::from_millis(1234),
+            ..Default::default()
+        };
+        report.per_file.insert(
+            "Task.lean".into(),
+            FileReport {
+                compiled: true,
+                sorry: false,
+                axioms: [("t".to_string(), vec!["propext".to_string()])].into(),
+                exit_code: Some(0),
+            },
+        );
+        report.violations.push(Violation::source(
+            ViolationKind::StatementChanged,
+            "Task.lean",
+            Some(3),
+            Some("t".into()),
+            "statement of `t` changed: original `: 1 = 1`, candidate `: True`",
+        ));
+        report.finalize();
+        ProofResult {
+            status: Status::Unverified,
+            prover: None,
+            verification: Some(report),
+            output_dir: "out".into(),
+            completed_files: Default::default(),
+            cost_usd: None,
+            duration_s: 1.3,
+            metadata: Default::default(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn summary_shows_files_and_violations() {
+        insta::assert_snapshot!(render(&result(), Path::new("out")), @r"
+        UNVERIFIED — 1 file(s), 1.2s
+          file       compiled  sorry  axioms
+          Task.lean  yes       no     propext
+        violations:
+          Task.lean:3  statement_changed [t]: statement of `t` changed: original `: 1 = 1`, candidate `: True`
+        output: out (logs/result.json, logs/compile.log)
+        ");
+    }
+
+    #[test]
+    fn summary_of_an_error() {
+        let mut r = result();
+        r.status = Status::Error;
+        r.verification = None;
+        r.error = Some(atp_verify::result::ErrorInfo {
+            kind: "toolchain_mismatch".into(),
+            message: "project toolchain `a` differs from the image's `b`".into(),
+        });
+        insta::assert_snapshot!(render(&r, Path::new("out")), @r"
+        ERROR — toolchain_mismatch: project toolchain `a` differs from the image's `b`
+        output: out (logs/result.json, logs/compile.log)
+        ");
+    }
+}
