@@ -221,3 +221,84 @@ mod secs {
         Ok(Duration::try_from_secs_f64(v).unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_json_shape() {
+        let mut r = VerificationReport {
+            compiles: true,
+            sorry_free: false,
+            axioms: vec!["propext".into(), "sorryAx".into()],
+            non_standard_axioms: vec!["sorryAx".into()],
+            statements_intact: true,
+            duration: Duration::from_millis(2500),
+            ..Default::default()
+        };
+        r.per_file.insert(
+            "A.lean".into(),
+            FileReport {
+                compiled: true,
+                sorry: true,
+                axioms: [(
+                    "example #1".to_string(),
+                    vec!["propext".to_string(), "sorryAx".to_string()],
+                )]
+                .into(),
+                exit_code: Some(0),
+            },
+        );
+        r.violations.push(Violation {
+            kind: ViolationKind::NonStandardAxiom,
+            file: "A.lean".into(),
+            line: None,
+            decl: Some("example #1".into()),
+            message: "`example #1` depends on axiom `sorryAx`".into(),
+            from_lean: true,
+        });
+        r.finalize();
+        assert!(!r.verified);
+        insta::assert_snapshot!(r.to_json(), @r#"
+        {
+          "verified": false,
+          "compiles": true,
+          "sorry_free": false,
+          "axioms": [
+            "propext",
+            "sorryAx"
+          ],
+          "non_standard_axioms": [
+            "sorryAx"
+          ],
+          "statements_intact": true,
+          "timed_out": false,
+          "violations": [
+            {
+              "kind": "non_standard_axiom",
+              "file": "A.lean",
+              "line": null,
+              "decl": "example #1",
+              "message": "`example #1` depends on axiom `sorryAx`",
+              "from_lean": true
+            }
+          ],
+          "per_file": {
+            "A.lean": {
+              "compiled": true,
+              "sorry": true,
+              "axioms": {
+                "example #1": [
+                  "propext",
+                  "sorryAx"
+                ]
+              },
+              "exit_code": 0
+            }
+          },
+          "duration_s": 2.5
+        }
+        "#);
+    }
+}
