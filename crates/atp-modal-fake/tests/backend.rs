@@ -438,3 +438,46 @@ async fn broken_output_streams_resume_at_the_byte_offset() {
     s.close().await.expect("close");
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_are_pushed_and_only_writable_ones_pulled_back() {
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    let ro = tempfile::tempdir().expect("tmp");
+    let rw = tempfile::tempdir().expect("tmp");
+    let file = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(ro.path().join("cred.json"), "{\"k\":1}").expect("w");
+    std::fs::write(rw.path().join("in.txt"), "in").expect("w");
+    std::fs::write(file.path(), "single file").expect("w");
+    let opts = SessionOptions {
+        mounts: vec![
+            atp_backend::Mount::read_only(ro.path(), "/root/.config/agent"),
+            atp_backend::Mount::writable(rw.path(), "/workspace/out"),
+            atp_backend::Mount::read_only(file.path(), "/root/.agent.json"),
+        ],
+        ..Default::default()
+    };
+    let s = backend.session(wd.path(), opts).await.expect("session");
+    let r = s
+        .exec_wait(
+            "cat /root/.config/agent/cred.json /workspace/out/in.txt /root/.agent.json; \
+             echo x > /root/.config/agent/new; echo out > /workspace/out/result.txt",
+            ExecOptions::default(),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(r.stdout, "{\"k\":1}insingle file");
+    s.close().await.expect("close");
+    assert_eq!(
+        std::fs::read_to_string(rw.path().join("result.txt")).expect("pulled"),
+        "out\n"
+    );
+    assert!(
+        !ro.path().join("new").exists(),
+        "read-only mounts are not pulled"
+    );
+    fake.shutdown().await;
+}

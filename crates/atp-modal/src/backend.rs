@@ -780,6 +780,49 @@ impl ModalSession {
         Ok(())
     }
 
+    /// Stream `tar -czf - -C src .` (without a top-level `.lake`) from the sandbox into the safe
+    /// unpacker over `dest`, then remove what the sandbox deleted.
+    async fn pull(&self, src: &str, dest: &Path) -> Result<()> {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let root = dest.to_path_buf();
+        let unpacker =
+            tokio::task::spawn_blocking(move || unpack_safe(ChannelReader::new(rx), &root));
+        let argv = vec![
+            "tar".into(),
+            "-czf".into(),
+            "-".into(),
+            "-C".into(),
+            src.to_string(),
+            "--exclude=./.lake".into(),
+            ".".into(),
+        ];
+        let r = self
+            .ctx
+            .run_piped(
+                argv,
+                None,
+                &mut |c: &[u8]| {
+                    let _ = tx.send(Bytes::copy_from_slice(c));
+                },
+                self.transfer_timeout,
+            )
+            .await;
+        drop(tx);
+        let unpacked = unpacker.await.map_err(|e| self.transfer_err("out of", e))?;
+        let (code, stderr) = r?;
+        if code != 0 {
+            return Err(self.transfer_err(
+                "out of",
+                format!(
+                    "tar of {src} exited with {code} in the sandbox: {}",
+                    stderr.trim()
+                ),
+            ));
+        }
+        let seen = unpacked.map_err(|e| self.transfer_err("out of", e))?;
+        prune(dest, &seen).map_err(|e| self.transfer_err("out of", e))
+    }
+
     async fn terminate(&self) -> Result<()> {
         let r = self
             .ctx
@@ -904,41 +947,14 @@ impl ComputeSession for ModalSession {
 
     async fn sync_out(&self) -> Result<()> {
         self.check_open()?;
-        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-        let root = self.workdir.clone();
-        let unpacker =
-            tokio::task::spawn_blocking(move || unpack_safe(ChannelReader::new(rx), &root));
-        let argv = vec![
-            "tar".into(),
-            "-czf".into(),
-            "-".into(),
-            "-C".into(),
-            WORKDIR.into(),
-            "--exclude=./.lake".into(),
-            ".".into(),
-        ];
-        let r = self
-            .ctx
-            .run_piped(
-                argv,
-                None,
-                &mut |c: &[u8]| {
-                    let _ = tx.send(Bytes::copy_from_slice(c));
-                },
-                self.transfer_timeout,
-            )
-            .await;
-        drop(tx);
-        let unpacked = unpacker.await.map_err(|e| self.transfer_err("out of", e))?;
-        let (code, stderr) = r?;
-        if code != 0 {
-            return Err(self.transfer_err(
-                "out of",
-                format!("tar exited with {code} in the sandbox: {}", stderr.trim()),
-            ));
+        self.pull(WORKDIR, &self.workdir).await?;
+        for m in self
+            .mounts
+            .iter()
+            .filter(|m| !m.read_only && m.host.is_dir())
+        {
+            self.pull(&m.container, &m.host).await?;
         }
-        let seen = unpacked.map_err(|e| self.transfer_err("out of", e))?;
-        prune(&self.workdir, &seen).map_err(|e| self.transfer_err("out of", e))?;
         self.dirty.store(false, Ordering::SeqCst);
         Ok(())
     }
