@@ -233,8 +233,8 @@ async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<20} {:<28} {:<9} {:<8} {:<70} {}",
-        "category", "file", "atp", "by", "atp reasons [kinds] first message", "SafeVerify"
+        "{:<20} {:<28} {:<9} {:<8} {:<70} SafeVerify",
+        "category", "file", "atp", "by", "atp reasons [kinds] first message"
     );
     for r in rows {
         println!(
