@@ -481,3 +481,30 @@ async fn mounts_are_pushed_and_only_writable_ones_pulled_back() {
     );
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_open_abandoned_mid_provision_leaves_nothing_behind() {
+    let opts = FakeOptions {
+        task_id_pending_polls: 10_000,
+        ..Default::default()
+    };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    let r = tokio::time::timeout(
+        Duration::from_secs(3),
+        backend.session(wd.path(), SessionOptions::default()),
+    )
+    .await;
+    assert!(r.is_err(), "still waiting for the task when abandoned");
+    let all = fake.sandboxes();
+    assert_eq!(all.len(), 1);
+    assert!(
+        all[0].terminated,
+        "the dropped provision terminated its sandbox"
+    );
+    assert_eq!(common::live_containers(&fake).await, 0);
+    fake.shutdown().await;
+}

@@ -181,7 +181,7 @@ impl ModalBackend {
         lifetime: Duration,
         network: NetworkMode,
         resources: (f64, u32),
-    ) -> Result<(String, Arc<RouterClient>)> {
+    ) -> Result<(String, Arc<RouterClient>, TeardownGuard)> {
         let app_id = self
             .client
             .app_get_or_create(&self.cfg.app, true)
@@ -215,6 +215,9 @@ impl ModalBackend {
                 backend: "modal".into(),
                 detail: e.to_string(),
             })?;
+        // Armed before the first await: a caller that gives up (drops this future) still
+        // terminates the sandbox.
+        let mut guard = self.teardown_guard(&id);
         let prepared = async {
             let mut tags = labels.clone();
             tags.insert(LABEL_RUN_ID.into(), run_id.to_string());
@@ -236,10 +239,12 @@ impl ModalBackend {
             }),
         };
         match prepared {
-            Ok(router) => Ok((id, router)),
+            Ok(router) => Ok((id, router, guard)),
             Err(e) => {
-                if let Err(t) = self.client.sandbox_terminate(&id).await {
-                    tracing::error!(sandbox = %id, "terminating a failed sandbox: {t}");
+                match self.client.sandbox_terminate(&id).await {
+                    Ok(()) => guard.disarm(),
+                    // The armed guard retries with a fresh client when it drops.
+                    Err(t) => tracing::error!(sandbox = %id, "terminating a failed sandbox: {t}"),
                 }
                 Err(BackendError::Provision {
                     backend: "modal".into(),
@@ -249,10 +254,28 @@ impl ModalBackend {
         }
     }
 
+    /// A guard that terminates sandbox `id` with a fresh client if it is dropped armed.
+    fn teardown_guard(&self, id: &str) -> TeardownGuard {
+        let creds = self.creds.clone();
+        let guard_id = id.to_string();
+        TeardownGuard::new(format!("modal sandbox {id}"), move || {
+            Box::pin(async move {
+                match ModalClient::new(creds) {
+                    Ok(c) => {
+                        if let Err(e) = c.sandbox_terminate(&guard_id).await {
+                            tracing::error!(sandbox = %guard_id, "teardown: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!(sandbox = %guard_id, "teardown client: {e}"),
+                }
+            })
+        })
+    }
+
     /// Read the image's pin environment in a short-lived probe sandbox.
     async fn probe_pins(&self, image_id: &str) -> Result<BTreeMap<String, String>> {
         let run_id = RunId::new();
-        let (id, router) = self
+        let (id, router, mut guard) = self
             .provision(
                 image_id,
                 BTreeMap::new(),
@@ -278,7 +301,9 @@ impl ModalBackend {
                 Duration::from_secs(120),
             )
             .await;
-        let _ = self.client.sandbox_terminate(&id).await;
+        if self.client.sandbox_terminate(&id).await.is_ok() {
+            guard.disarm();
+        }
         r?;
         let text = String::from_utf8_lossy(&out);
         let mut labels = BTreeMap::new();
@@ -415,7 +440,7 @@ impl ComputeBackend for ModalBackend {
             .map(|t| t + layout::DEFAULT_KILL_GRACE + Duration::from_secs(600))
             .unwrap_or(self.cfg.timeout)
             .max(self.cfg.timeout);
-        let (id, router) = self
+        let (id, router, guard) = self
             .provision(
                 &image_id,
                 env,
@@ -431,20 +456,6 @@ impl ComputeBackend for ModalBackend {
             )
             .await?;
         let span = tracing::info_span!("modal_session", run_id = %run_id, sandbox = %id);
-        let creds = self.creds.clone();
-        let guard_id = id.clone();
-        let guard = TeardownGuard::new(format!("modal sandbox {id}"), move || {
-            Box::pin(async move {
-                match ModalClient::new(creds) {
-                    Ok(c) => {
-                        if let Err(e) = c.sandbox_terminate(&guard_id).await {
-                            tracing::error!(sandbox = %guard_id, "teardown: {e}");
-                        }
-                    }
-                    Err(e) => tracing::error!(sandbox = %guard_id, "teardown client: {e}"),
-                }
-            })
-        });
         let session = ModalSession {
             ctx: ExecCtx {
                 client: self.client.clone(),
