@@ -508,3 +508,39 @@ async fn a_session_open_abandoned_mid_provision_leaves_nothing_behind() {
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_command_tree_in_the_sandbox() {
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session");
+    let mut h = s
+        .exec(
+            "echo started; sleep 60; echo not-reached",
+            ExecOptions::default(),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(h.next_line().await.as_deref(), Some("started"));
+    let t = Instant::now();
+    h.cancel().await.expect("cancel");
+    let r = tokio::time::timeout(Duration::from_secs(20), h.wait())
+        .await
+        .expect("returns");
+    match r {
+        Err(BackendError::Cancelled { partial }) => assert_eq!(partial.stdout, "started\n"),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the sleep was killed, not waited out"
+    );
+    s.close().await.expect("close");
+    fake.shutdown().await;
+}
