@@ -332,8 +332,14 @@ async fn verify_in_a_live_session() {
         )
         .await
         .expect("session");
+    let before = snapshot(cand.root());
     let v = Verifier::new(b.clone() as Arc<dyn ComputeBackend>);
     let out = v.verify_in_session(s.as_ref(), &cand, None).await;
+    assert_eq!(
+        snapshot(cand.root()),
+        before,
+        "the candidate's files are untouched (the probe runs on copies)"
+    );
     // the caller's session stays usable
     let echo = s
         .exec_wait("echo alive", Default::default())
@@ -373,4 +379,22 @@ async fn old_toolchain_sorry_quotes_are_recognised() {
         .iter()
         .any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(14)));
     assert_eq!(leftovers(&b, &run).await, 0);
+}
+
+/// Every regular file of a directory (not following `.lake`) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let e = e.expect("entry");
+        if e.file_name() == ".lake" {
+            continue;
+        }
+        if e.file_type().expect("type").is_file() {
+            out.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            );
+        }
+    }
+    out
 }

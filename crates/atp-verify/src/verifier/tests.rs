@@ -173,7 +173,17 @@ fn script_runs_with_a_fake_lake_and_bounded_workers() {
     let dir = tempfile::tempdir().expect("tmp");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("mk");
-    std::fs::write(bin.join("lake"), "#!/bin/bash\n# args: env lean [-o OUT] FILE\nf=\"${@: -1}\"\necho \"$f:1:0: warning: declaration uses 'sorry'\"\n[ \"$3\" = -o ] && { mkdir -p \"$(dirname \"$4\")\"; : > \"$4\"; }\nexit 0\n").expect("w");
+    // The fake records how many compiles run at once (marker files in RUNDIR).
+    std::fs::create_dir_all(dir.path().join("running")).expect("mk");
+    std::fs::write(
+        bin.join("lake"),
+        "#!/bin/bash\n# args: env lean --root=R [-o OUT] FILE\nf=\"${@: -1}\"\n\
+         m=\"$RUNDIR/running/$$\"; : > \"$m\"\n\
+         ls \"$RUNDIR/running\" | wc -l >> \"$RUNDIR/concurrency\"\n\
+         sleep 0.3\n\
+         echo \"$f:1:0: warning: declaration uses 'sorry'\"\nrm -f \"$m\"\nexit 0\n",
+    )
+    .expect("w");
     std::process::Command::new("chmod")
         .arg("+x")
         .arg(bin.join("lake"))
@@ -205,6 +215,7 @@ fn script_runs_with_a_fake_lake_and_bounded_workers() {
         .arg("-c")
         .arg(&p.script)
         .current_dir(dir.path())
+        .env("RUNDIR", dir.path())
         .env(
             "PATH",
             format!(
@@ -226,6 +237,17 @@ fn script_runs_with_a_fake_lake_and_bounded_workers() {
     assert!(blocks.iter().all(|b| b.exit_code == Some(0)));
     let v = p.evaluate(&stdout, false, &VerifyPolicy::default());
     assert!(v.report.per_file.values().all(|f| f.sorry));
+    let seen: Vec<usize> = std::fs::read_to_string(dir.path().join("concurrency"))
+        .expect("log")
+        .lines()
+        .map(|l| l.trim().parse().expect("count"))
+        .collect();
+    assert_eq!(seen.len(), 6);
+    assert!(
+        seen.iter().all(|&n| n <= 2),
+        "never more than 2 workers: {seen:?}"
+    );
+    assert!(seen.contains(&2), "2 workers ran at once: {seen:?}");
 }
 
 #[test]
