@@ -74,6 +74,7 @@ async fn the_official_python_sdk_runs_a_sandbox_on_the_fake() {
         out.status
     );
     assert!(stdout.contains("exec 'hello\\n' 0"), "{stdout}");
+    assert!(stdout.contains("exec3 'from sdk stdin\\n' 0"), "{stdout}");
     for m in [
         "AppGetOrCreate",
         "ImageGetByTag",
@@ -83,6 +84,7 @@ async fn the_official_python_sdk_runs_a_sandbox_on_the_fake() {
         "TaskExecStart",
         "TaskExecStdioRead",
         "TaskExecWait",
+        "TaskExecStdinWrite",
         "SandboxTerminate",
     ] {
         assert!(

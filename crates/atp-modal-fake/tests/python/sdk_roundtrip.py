@@ -30,6 +30,16 @@ def main() -> int:
         if err != "oops\n" or code != 7:
             print("MISMATCH: expected 'oops\\n' on stderr and exit 7", flush=True)
             return 1
+        p = sb.exec("cat")
+        p.stdin.write(b"from sdk stdin\n")
+        p.stdin.write_eof()
+        p.stdin.drain()
+        out = p.stdout.read()
+        code = p.wait()
+        print("exec3", repr(out), code, flush=True)
+        if out != "from sdk stdin\n" or code != 0:
+            print("MISMATCH: expected stdin echoed by cat", flush=True)
+            return 1
     finally:
         sb.terminate()
     print("terminated", flush=True)
