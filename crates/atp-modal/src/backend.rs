@@ -110,6 +110,7 @@ pub struct ModalBackend {
     creds: ModalCredentials,
     client: ModalClient,
     pins: OnceCell<ImageInfo>,
+    app_id: OnceCell<String>,
 }
 
 fn be(op: &'static str) -> impl Fn(ModalError) -> BackendError {
@@ -131,6 +132,7 @@ impl ModalBackend {
             creds,
             client,
             pins: OnceCell::new(),
+            app_id: OnceCell::new(),
         })
     }
 
@@ -142,6 +144,14 @@ impl ModalBackend {
     /// The configuration.
     pub fn config(&self) -> &ModalConfig {
         &self.cfg
+    }
+
+    /// The app's id (created if missing; looked up once per backend).
+    async fn app(&self) -> std::result::Result<String, ModalError> {
+        self.app_id
+            .get_or_try_init(|| self.client.app_get_or_create(&self.cfg.app, true))
+            .await
+            .cloned()
     }
 
     /// The published image id, or `None` when nothing is published under the name.
@@ -182,11 +192,7 @@ impl ModalBackend {
         network: NetworkMode,
         resources: (f64, u32),
     ) -> Result<(String, Arc<RouterClient>, TeardownGuard)> {
-        let app_id = self
-            .client
-            .app_get_or_create(&self.cfg.app, true)
-            .await
-            .map_err(be("AppGetOrCreate"))?;
+        let app_id = self.app().await.map_err(be("AppGetOrCreate"))?;
         let secret = self
             .client
             .secret_from_map(&env)
