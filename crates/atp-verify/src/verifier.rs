@@ -164,11 +164,21 @@ impl Verifier {
         let started = tokio::time::Instant::now();
         let run_id = self.options.run_id.clone().unwrap_or_default();
         let span = tracing::info_span!("verify", run_id = %run_id);
+        // The sandbox needs no host files (the sources travel in the script): give it an empty
+        // workdir, so nothing is written into the candidate's directory and nothing is pushed.
+        let empty = tempfile::Builder::new()
+            .prefix("atp-verify-wd-")
+            .tempdir()
+            .map_err(|e| {
+                VerifyError::InvalidInput(format!(
+                    "cannot create a temporary directory: {e} — check TMPDIR"
+                ))
+            })?;
         let work = async {
             let session = self
                 .backend
                 .session(
-                    candidate.root(),
+                    empty.path(),
                     SessionOptions {
                         network: NetworkMode::None,
                         run_id: Some(run_id.clone()),
