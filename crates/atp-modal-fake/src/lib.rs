@@ -310,6 +310,26 @@ impl FakeModal {
         let docker = engine::docker_ready(&opts.docker_image)
             .await
             .map_err(FakeError::Docker)?;
+        Self::start_with(opts, docker).await
+    }
+
+    /// Start both servers without a Docker engine: every control-plane RPC works except that
+    /// `SandboxCreate` fails (INTERNAL) — for client tests that need no sandbox.
+    pub async fn start_without_engine(opts: FakeOptions) -> Result<FakeModal, FakeError> {
+        // A client aimed at a closed loopback port: every engine call fails at once.
+        let docker = bollard::Docker::connect_with_http(
+            "http://127.0.0.1:1",
+            2,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| FakeError::Docker(e.to_string()))?;
+        Self::start_with(opts, docker).await
+    }
+
+    async fn start_with(
+        opts: FakeOptions,
+        docker: bollard::Docker,
+    ) -> Result<FakeModal, FakeError> {
         let state = Arc::new(State {
             opts: opts.clone(),
             t: Mutex::new(Tables::default()),

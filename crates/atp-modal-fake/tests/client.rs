@@ -20,9 +20,7 @@ fn fast_retries() -> RetryPolicy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_carries_modal_headers_and_one_idempotency_key_across_retries() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else {
-        return;
-    };
+    let fake = common::control_plane(FakeOptions::default()).await;
     let client = ModalClient::with_options(
         common::creds(&fake),
         fast_retries(),
@@ -86,9 +84,7 @@ async fn every_call_carries_modal_headers_and_one_idempotency_key_across_retries
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_argument_is_not_retried_and_retries_are_bounded() {
-    let Some(fake) = common::fake(FakeOptions::default()).await else {
-        return;
-    };
+    let fake = common::control_plane(FakeOptions::default()).await;
     let client = ModalClient::with_options(
         common::creds(&fake),
         fast_retries(),
@@ -118,9 +114,7 @@ async fn the_auth_jwt_is_fetched_lazily_and_refreshed_before_expiry() {
         token_ttl: Duration::from_secs(4),
         ..Default::default()
     };
-    let Some(fake) = common::fake(opts).await else {
-        return;
-    };
+    let fake = common::control_plane(opts).await;
     // Refresh window 2 s: a 4 s token is reused for at least its first second and renewed once
     // it is within 2 s of expiry (while the fake would still accept it).
     let client =

@@ -20,6 +20,13 @@ pub async fn fake(opts: FakeOptions) -> Option<FakeModal> {
     }
 }
 
+/// A fake without sandboxes (no engine needed): for control-plane client tests.
+pub async fn control_plane(opts: FakeOptions) -> FakeModal {
+    FakeModal::start_without_engine(opts)
+        .await
+        .expect("the control plane starts without an engine")
+}
+
 pub fn creds(f: &FakeModal) -> ModalCredentials {
     ModalCredentials::new(f.url(), "ak-test-id", "as-test-secret")
 }
