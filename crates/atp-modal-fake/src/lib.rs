@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use atp_modal::proto::client::{self as pb, modal_client_server::ModalClientServer};
 use atp_modal::proto::router::task_command_router_server::TaskCommandRouterServer;
 use base64::Engine as _;
+use sha2::Digest as _;
 use tokio::sync::Notify;
 use tonic::{Code, Status};
 
@@ -362,7 +363,19 @@ impl FakeModal {
         {
             let mut t = lock(&state.t);
             for tag in &opts.seed_images {
-                let id = format!("im-seed{}", t.images.len());
+                let mut h = sha2::Sha256::new();
+                h.update(&opts.docker_image);
+                for (k, v) in &seed_env {
+                    h.update([0u8]);
+                    h.update(k);
+                    h.update([b'=']);
+                    h.update(v);
+                }
+                let id = format!(
+                    "im-seed{}-{}",
+                    t.images.len(),
+                    &hex::encode(h.finalize())[..12]
+                );
                 t.images.insert(
                     id.clone(),
                     FakeImage {

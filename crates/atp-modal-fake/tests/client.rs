@@ -234,13 +234,29 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
         Some(id.clone())
     );
     // The backend resolves the name and reads the pins recorded in the image's environment.
+    let cache = tempfile::tempdir().expect("tmp");
     let cfg = atp_modal::ModalConfig {
         image: "my-atp".into(),
+        pin_cache: Some(cache.path().to_path_buf()),
         ..common::config()
     };
-    let backend = atp_modal::ModalBackend::new(cfg, common::creds(&fake)).expect("backend");
+    let backend = atp_modal::ModalBackend::new(cfg.clone(), common::creds(&fake)).expect("backend");
+    let creates = fake.calls("SandboxCreate");
     let info = backend.image_info().await.expect("image info");
+    assert_eq!(
+        fake.calls("SandboxCreate"),
+        creates + 1,
+        "pins probed in a sandbox"
+    );
     assert_eq!(info.id, id);
+    // A second backend (another atp process) reads them from the cache: no probe sandbox.
+    let again = atp_modal::ModalBackend::new(cfg, common::creds(&fake))
+        .expect("backend")
+        .image_info()
+        .await
+        .expect("cached image info");
+    assert_eq!(again, info);
+    assert_eq!(fake.calls("SandboxCreate"), creates + 1, "no second probe");
     assert_eq!(
         info.labels,
         BTreeMap::from([

@@ -61,6 +61,9 @@ pub struct ModalConfig {
     pub provision_deadline: Duration,
     /// Bound on one push or pull.
     pub transfer_timeout: Duration,
+    /// Directory caching the pins read from each image id (Modal image ids name immutable
+    /// content, so an entry never goes stale); `None` probes every time.
+    pub pin_cache: Option<PathBuf>,
     /// `None` blocks the network of every sandbox whatever the session asks; `Default` lets
     /// each session choose.
     pub network: NetworkMode,
@@ -98,6 +101,10 @@ impl Default for ModalConfig {
             backstop_margin: layout::DEFAULT_BACKSTOP_MARGIN,
             provision_deadline: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(900),
+            pin_cache: std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|c| c.join("atp").join("modal-image-pins")),
             network: NetworkMode::Default,
         }
     }
@@ -278,6 +285,43 @@ impl ModalBackend {
         })
     }
 
+    /// The image's pins: from the cache, else probed and cached.
+    async fn pins_of(&self, image_id: &str) -> Result<BTreeMap<String, String>> {
+        let safe = !image_id.is_empty()
+            && image_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let file = self
+            .cfg
+            .pin_cache
+            .as_ref()
+            .filter(|_| safe)
+            .map(|d| d.join(format!("{image_id}.json")));
+        if let Some(f) = &file {
+            if let Ok(text) = std::fs::read_to_string(f) {
+                if let Ok(labels) = serde_json::from_str::<BTreeMap<String, String>>(&text) {
+                    return Ok(labels);
+                }
+            }
+        }
+        let labels = self.probe_pins(image_id).await?;
+        if let Some(f) = &file {
+            let written = f
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| {
+                    let json =
+                        serde_json::to_string_pretty(&labels).map_err(std::io::Error::other)?;
+                    std::fs::write(f, json)
+                });
+            if let Err(e) = written {
+                tracing::debug!("caching the pins of {image_id} in {}: {e}", f.display());
+            }
+        }
+        Ok(labels)
+    }
+
     /// Read the image's pin environment in a short-lived probe sandbox.
     async fn probe_pins(&self, image_id: &str) -> Result<BTreeMap<String, String>> {
         let run_id = RunId::new();
@@ -382,7 +426,7 @@ impl ComputeBackend for ModalBackend {
         let info = self
             .pins
             .get_or_try_init(|| async {
-                let labels = self.probe_pins(&id).await?;
+                let labels = self.pins_of(&id).await?;
                 Ok::<_, BackendError>(ImageInfo {
                     name: normalize_tag(&self.cfg.image),
                     id: id.clone(),
@@ -392,8 +436,8 @@ impl ComputeBackend for ModalBackend {
             })
             .await?;
         if info.id != id {
-            // Republished since we probed: probe again (rare; not cached).
-            let labels = self.probe_pins(&id).await?;
+            // Republished since we looked: read the new image's pins.
+            let labels = self.pins_of(&id).await?;
             return Ok(ImageInfo {
                 id,
                 labels,

@@ -40,6 +40,7 @@ pub fn config() -> ModalConfig {
         backstop_margin: Duration::from_secs(2),
         provision_deadline: Duration::from_secs(20),
         transfer_timeout: Duration::from_secs(60),
+        pin_cache: None,
         ..ModalConfig::default()
     }
 }
