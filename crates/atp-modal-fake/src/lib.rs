@@ -492,6 +492,12 @@ impl FakeModal {
             .insert(method.to_string(), (code, times));
     }
 
+    /// Forget every auth JWT issued so far (the server rotated its keys): clients presenting
+    /// one get UNAUTHENTICATED.
+    pub fn revoke_auth_tokens(&self) {
+        lock(&self.state.t).auth_tokens.clear();
+    }
+
     /// Every request received so far for `method` (all when `None`).
     pub fn recorded(&self, method: Option<&str>) -> Vec<Recorded> {
         lock(&self.state.t)

@@ -376,3 +376,20 @@ async fn a_retried_sandbox_create_after_a_lost_response_creates_one_sandbox() {
     assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_auth_token_is_dropped_and_the_call_repeated_with_a_fresh_one() {
+    let fake = common::control_plane(FakeOptions::default()).await;
+    let client = ModalClient::new(common::creds(&fake)).expect("client");
+    client.app_get_or_create("a", true).await.expect("first");
+    fake.revoke_auth_tokens();
+    client.app_get_or_create("a", true).await.expect("recovers");
+    assert_eq!(fake.calls("AuthTokenGet"), 2);
+    let calls = fake.recorded(Some("AppGetOrCreate"));
+    assert_eq!(calls.len(), 3, "refused once, then repeated");
+    assert_ne!(
+        calls[1].metadata.get("x-modal-auth-token"),
+        calls[2].metadata.get("x-modal-auth-token")
+    );
+    fake.shutdown().await;
+}
