@@ -12,7 +12,13 @@ async fn fake() -> Option<FakeModal> {
             if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
                 panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
             }
-            eprintln!("!!! SKIPPED (no Docker engine / test image): {e}");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "!!! SKIPPED (no Docker engine / test image): {e}"
+                );
+            }
             None
         }
     }

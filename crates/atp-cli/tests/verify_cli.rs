@@ -44,7 +44,10 @@ fn engine_ready(test: &str) -> bool {
         if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
             panic!("{test}: ATP_REQUIRE_DOCKER=1 but `atp doctor --image {TEST_IMAGE}` fails");
         }
-        eprintln!("\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image)\n");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image)\n");
+        }
     }
     ok
 }

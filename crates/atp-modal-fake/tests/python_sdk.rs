@@ -31,7 +31,10 @@ fn sdk_python() -> Option<PathBuf> {
     if std::env::var("ATP_REQUIRE_MODAL_SDK").as_deref() == Ok("1") {
         panic!("ATP_REQUIRE_MODAL_SDK=1: {msg}");
     }
-    eprintln!("!!! SKIPPED: {msg}");
+    {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "!!! SKIPPED: {msg}");
+    }
     None
 }
 

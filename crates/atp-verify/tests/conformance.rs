@@ -29,7 +29,10 @@ fn materialize(dir: &Path, files: &BTreeMap<String, String>) -> LeanProject {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exploit_corpus_through_the_stand_in() {
     let Ok(dir) = std::env::var("ATP_EXPLOIT_CORPUS") else {
-        eprintln!("\n!!! SKIPPED exploit_corpus_through_the_stand_in: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED exploit_corpus_through_the_stand_in: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
+        }
         return;
     };
     let mut path = PathBuf::from(&dir);
@@ -46,7 +49,10 @@ async fn exploit_corpus_through_the_stand_in() {
         if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
             panic!("ATP_REQUIRE_DOCKER=1 but: {e}");
         }
-        eprintln!("\n!!! SKIPPED exploit_corpus_through_the_stand_in: needs a Docker engine and atp-test:latest: {e}\n");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED exploit_corpus_through_the_stand_in: needs a Docker engine and atp-test:latest: {e}\n");
+        }
         return;
     }
     let backend: Arc<dyn ComputeBackend> = Arc::new(b);

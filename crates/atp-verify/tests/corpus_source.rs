@@ -7,7 +7,10 @@ use atp_verify::corpus;
 #[test]
 fn corpus_source_checks() {
     let Ok(dir) = std::env::var("ATP_EXPLOIT_CORPUS") else {
-        eprintln!("\n!!! SKIPPED corpus_source_checks: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED corpus_source_checks: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
+        }
         return;
     };
     // A relative path is taken from the workspace root (how `.ci/run` sets it) unless it

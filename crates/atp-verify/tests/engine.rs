@@ -77,7 +77,10 @@ async fn backend(test: &str) -> Option<Arc<Counting>> {
         })),
         Some(p) if required() => panic!("{test}: ATP_REQUIRE_DOCKER=1 but: {p}"),
         Some(p) => {
-            eprintln!("\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image): {p}\n!!! (set ATP_REQUIRE_DOCKER=1 to make this a failure)\n");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image): {p}\n!!! (set ATP_REQUIRE_DOCKER=1 to make this a failure)\n");
+            }
             None
         }
     }

@@ -30,7 +30,10 @@ async fn verifies_through_modal_sandboxes() {
             if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
                 panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
             }
-            eprintln!("\n!!! SKIPPED verifies_through_modal_sandboxes: no Docker engine / test image: {e}\n");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED verifies_through_modal_sandboxes: no Docker engine / test image: {e}\n");
+            }
             return;
         }
     };

@@ -14,7 +14,13 @@ pub async fn fake(opts: FakeOptions) -> Option<FakeModal> {
             if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
                 panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
             }
-            eprintln!("!!! SKIPPED (no Docker engine / test image): {e}");
+            {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "!!! SKIPPED (no Docker engine / test image): {e}"
+                );
+            }
             None
         }
     }
