@@ -17,8 +17,9 @@ mod spec;
 
 pub use error::{Result, SpecError};
 pub use pins::{
-    ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH,
-    LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV, LABEL_SPEC_HASH, LAKEFILE, TOOLCHAIN_FILE,
+    mathlib_rev_of_lakefile, ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN,
+    ENV_MATHLIB_REV, ENV_SPEC_HASH, LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV, LABEL_SPEC_HASH,
+    LAKEFILE, TOOLCHAIN_FILE,
 };
 pub use render::ModalLayer;
 pub use spec::{

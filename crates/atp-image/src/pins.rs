@@ -111,16 +111,7 @@ impl Skeleton {
         }
         let lakefile: toml::Table = toml::from_str(&self.text(LAKEFILE).map_err(&bad)?)
             .map_err(|e| bad(format!("`{LAKEFILE}` is not valid TOML: {}", one_line(&e))))?;
-        let mathlib_rev = lakefile
-            .get("require")
-            .and_then(|r| r.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_table())
-            .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
-            .and_then(|r| r.get("rev"))
-            .and_then(|rev| rev.as_str())
-            .map(str::to_string)
+        let mathlib_rev = mathlib_rev_of_lakefile(&lakefile)
             .filter(|rev| !rev.trim().is_empty())
             .ok_or_else(|| {
                 bad(format!(
@@ -237,4 +228,18 @@ pub(crate) fn one_line(e: &impl std::fmt::Display) -> String {
         .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The `rev` of the `[[require]]` named `mathlib` in a parsed `lakefile.toml`.
+pub fn mathlib_rev_of_lakefile(lakefile: &toml::Table) -> Option<String> {
+    lakefile
+        .get("require")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_table())
+        .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
+        .and_then(|r| r.get("rev"))
+        .and_then(|rev| rev.as_str())
+        .map(str::to_string)
 }

@@ -140,17 +140,7 @@ impl LeanProject {
                     e.to_string().lines().next().unwrap_or("")
                 ),
             })?;
-            let rev = t
-                .get("require")
-                .and_then(|r| r.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_table())
-                .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
-                .and_then(|r| r.get("rev"))
-                .and_then(|r| r.as_str())
-                .map(str::to_string);
-            return Ok(rev);
+            return Ok(atp_image::mathlib_rev_of_lakefile(&t));
         }
         let lean_path = self.root.join("lakefile.lean");
         if lean_path.is_file() {
