@@ -88,12 +88,7 @@ async fn stdout_lines_survive_odd_chunk_and_utf8_boundaries() {
     let Some(fake) = common::fake(opts).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let mut h = s
         .exec(
             "printf 'héllo wörld\\n∀ x, x = x\\n✓ done\\nno newline ∎'; printf 'err ü' >&2; exit 3",
@@ -141,12 +136,7 @@ async fn exit_codes_signals_and_command_timeouts() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let r = s
         .exec_wait("exit 42", ExecOptions::default())
         .await
@@ -184,12 +174,7 @@ async fn a_sandbox_killed_mid_exec_is_sandbox_dead_not_a_hang() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let h = s
         .exec("echo up; sleep 60", ExecOptions::default())
         .await
@@ -215,12 +200,7 @@ async fn a_stalled_stream_is_exec_timeout() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     fake.stall_execs(true);
     let started = Instant::now();
     let r = s
@@ -273,12 +253,7 @@ async fn a_dropped_session_is_terminated_by_its_guard() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let id = s.id().to_string();
     drop(s);
     let v = fake
@@ -413,12 +388,7 @@ async fn broken_output_streams_resume_at_the_byte_offset() {
     let Some(fake) = common::fake(opts).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let r = s
         .exec_wait(
             "for i in $(seq 1 40); do echo \"line $i ∀\"; done",
@@ -514,12 +484,7 @@ async fn cancel_kills_the_command_tree_in_the_sandbox() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {
         return;
     };
-    let backend = common::backend(&fake);
-    let wd = tempfile::tempdir().expect("tmp");
-    let s = backend
-        .session(wd.path(), SessionOptions::default())
-        .await
-        .expect("session");
+    let (_backend, _wd, s) = common::open(&fake).await;
     let mut h = s
         .exec(
             "echo started; sleep 60; echo not-reached",

@@ -55,6 +55,24 @@ pub fn backend(f: &FakeModal) -> ModalBackend {
     ModalBackend::new(config(), creds(f)).expect("backend")
 }
 
+/// A backend on the fake and a session over a fresh temp workdir (kept alive by the caller).
+pub async fn open(
+    f: &FakeModal,
+) -> (
+    ModalBackend,
+    tempfile::TempDir,
+    Box<dyn atp_backend::ComputeSession>,
+) {
+    use atp_backend::ComputeBackend as _;
+    let backend = backend(f);
+    let wd = tempfile::tempdir().expect("tmp");
+    let s = backend
+        .session(wd.path(), atp_backend::SessionOptions::default())
+        .await
+        .expect("session");
+    (backend, wd, s)
+}
+
 /// Containers of this fake still present in the engine.
 pub async fn live_containers(f: &FakeModal) -> usize {
     let out = tokio::process::Command::new("docker")
