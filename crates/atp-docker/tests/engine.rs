@@ -22,12 +22,7 @@ fn quick(secs: u64) -> ExecOptions {
 #[tokio::test]
 async fn lines_arrive_while_the_command_still_runs() {
     let b = engine_or_skip!("lines_arrive_while_the_command_still_runs");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let start = Instant::now();
     let mut h = s
         .exec("echo a; sleep 3; echo b", quick(30))
@@ -51,12 +46,7 @@ async fn lines_arrive_while_the_command_still_runs() {
 #[tokio::test]
 async fn stdout_and_stderr_are_kept_apart_with_exit_codes() {
     let b = engine_or_skip!("stdout_and_stderr_are_kept_apart_with_exit_codes");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let r = s
         .exec_wait("echo out; echo err >&2; echo out2; exit 3", quick(30))
         .await
@@ -163,12 +153,7 @@ async fn a_file_written_in_the_sandbox_appears_on_the_host() {
 #[tokio::test]
 async fn lake_is_linked_to_the_baked_cache_marker() {
     let b = engine_or_skip!("lake_is_linked_to_the_baked_cache_marker");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, wd, s) = common::open(&b).await;
     let r = s
         .exec_wait("readlink .lake; cat .lake/ATP_TEST_MARKER", quick(30))
         .await
@@ -188,12 +173,7 @@ async fn lake_is_linked_to_the_baked_cache_marker() {
 #[tokio::test]
 async fn a_command_over_budget_is_a_command_timeout_with_partial_output() {
     let b = engine_or_skip!("a_command_over_budget_is_a_command_timeout_with_partial_output");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let start = Instant::now();
     let err = s
         .exec_wait(
@@ -222,12 +202,7 @@ async fn a_command_over_budget_is_a_command_timeout_with_partial_output() {
 #[tokio::test]
 async fn cancel_kills_the_command_tree() {
     let b = engine_or_skip!("cancel_kills_the_command_tree");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let mut h = s
         .exec("sleep 313 & echo go; wait", quick(600))
         .await
@@ -265,12 +240,7 @@ async fn cancel_kills_the_command_tree() {
 #[tokio::test]
 async fn stdin_is_fed_then_closed_and_absent_stdin_does_not_hang() {
     let b = engine_or_skip!("stdin_is_fed_then_closed_and_absent_stdin_does_not_hang");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let mut eo = quick(20);
     eo.stdin = Some(Bytes::from_static(b"hello\nworld\n"));
     let r = s.exec_wait("cat | wc -l", eo).await.expect("stdin");
@@ -287,12 +257,7 @@ async fn stdin_is_fed_then_closed_and_absent_stdin_does_not_hang() {
 #[tokio::test]
 async fn many_lines_stream_complete_and_in_order() {
     let b = engine_or_skip!("many_lines_stream_complete_and_in_order");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let mut h = s.exec("seq 1 20000", quick(60)).await.expect("exec");
     let mut n = 0u32;
     while let Some(line) = h.next_line().await {
@@ -309,12 +274,7 @@ async fn many_lines_stream_complete_and_in_order() {
 #[tokio::test]
 async fn close_is_idempotent_and_exec_after_close_is_refused() {
     let b = engine_or_skip!("close_is_idempotent_and_exec_after_close_is_refused");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     assert_eq!(common::count(&b, &run).await, 1);
     s.close().await.expect("first close");
     common::assert_no_leak(&b, &run).await;
@@ -490,12 +450,7 @@ async fn run_opens_executes_and_closes() {
 #[tokio::test]
 async fn concurrent_execs_in_one_session_keep_their_outputs_apart() {
     let b = engine_or_skip!("concurrent_execs_in_one_session_keep_their_outputs_apart");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let runs = (0..4).map(|i| {
         let s = &s;
         async move {
@@ -517,12 +472,7 @@ async fn concurrent_execs_in_one_session_keep_their_outputs_apart() {
 #[tokio::test]
 async fn a_container_killed_under_the_session_is_sandbox_dead() {
     let b = engine_or_skip!("a_container_killed_under_the_session_is_sandbox_dead");
-    let run = RunId::new();
-    let wd = common::workdir();
-    let s = b
-        .session(wd.path(), common::opts(&run))
-        .await
-        .expect("session");
+    let (run, _wd, s) = common::open(&b).await;
     let docker = b.client().await.expect("client");
     let mut running = s
         .exec("echo up; sleep 100", quick(300))

@@ -58,6 +58,20 @@ pub fn opts(run: &RunId) -> SessionOptions {
     }
 }
 
+/// A session on `b` under a fresh run id over a fresh temp workdir (kept alive by the caller).
+pub async fn open(
+    b: &DockerBackend,
+) -> (
+    RunId,
+    tempfile::TempDir,
+    Box<dyn atp_backend::ComputeSession>,
+) {
+    let run = RunId::new();
+    let wd = workdir();
+    let s = b.session(wd.path(), opts(&run)).await.expect("session");
+    (run, wd, s)
+}
+
 /// How many containers (any state) carry `atp.managed=true` and this run id, counted with a raw
 /// engine query independent of the backend's own `gc`.
 pub async fn count(b: &DockerBackend, run: &RunId) -> usize {
