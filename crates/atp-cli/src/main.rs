@@ -10,6 +10,7 @@ use clap::Parser;
 
 mod backend;
 mod cmd;
+mod signals;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,7 +44,6 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let global = cmd::Global { json: cli.json };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,16 +51,38 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
-    match runtime.block_on(cmd::run(cli.command, &global)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::FAILURE
+    runtime.block_on(async {
+        let signals = match signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let global = cmd::Global {
+            json: cli.json,
+            cancel: signals.token(),
+        };
+        let outcome = tokio::select! {
+            r = cmd::run(cli.command, &global) => Some(r),
+            // Dropping the command's future runs every sandbox's teardown guard.
+            _ = signals.second() => None,
+        };
+        match outcome {
+            Some(Ok(code)) => match signals.exit_code() {
+                Some(sig) => ExitCode::from(sig),
+                None => code,
+            },
+            Some(Err(e)) => {
+                eprintln!("error: {}", one_line(&format!("{e:#}")));
+                ExitCode::from(signals.exit_code().unwrap_or(2))
+            }
+            None => ExitCode::from(signals.exit_code().unwrap_or(130)),
         }
-    }
+    })
 }
 
 fn init_tracing(level: &str) -> Result<(), String> {

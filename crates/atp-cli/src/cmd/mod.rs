@@ -11,11 +11,28 @@ pub mod gc;
 pub mod image;
 pub mod verify;
 
-/// Flags every subcommand honours.
-#[derive(Debug, Clone, Copy)]
+/// Flags every subcommand honours, and the process-wide cancellation.
+#[derive(Debug, Clone)]
 pub struct Global {
     /// Print JSON instead of text.
     pub json: bool,
+    /// Cancelled by the first SIGINT/SIGTERM/SIGHUP: stop, clean up, write what you have.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// The exit code of a run with `status` — one convention for every command: 0 success, 1 the
+/// command ran and the answer is negative (unverified, timeout, a failed check), 2 an error
+/// prevented an answer (bad input, engine, image), 128+N interrupted by signal N (set by
+/// `main`).
+pub fn exit_for(status: atp_prover::Status) -> ExitCode {
+    use atp_prover::Status;
+    match status {
+        Status::Verified => ExitCode::SUCCESS,
+        Status::Unverified | Status::Timeout => ExitCode::from(1),
+        Status::Error => ExitCode::from(2),
+        // main replaces it with 128 + the signal's number.
+        Status::Cancelled => ExitCode::from(130),
+    }
 }
 
 #[derive(Debug, Subcommand)]
