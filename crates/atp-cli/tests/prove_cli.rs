@@ -291,3 +291,85 @@ fn uuid_like() -> String {
         .unwrap_or(0);
     format!("{:x}{:x}", nanos, std::process::id())
 }
+
+/// Interrupt a prove mid-generation with `signal` and check what is left.
+async fn interrupted(test: &str, signal: &str, want_code: i32) {
+    if !engine_ready(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let run = format!("t-{}", uuid_like());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+        .args([
+            "prove",
+            fixture("hang_task").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--image",
+            &test_image(),
+            "--network",
+            "none",
+            "--run-id",
+            &run,
+            "--output",
+            out.to_str().expect("utf8"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("atp starts");
+    // Wait until the generation is running: a container exists and the first compile started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let started = std::fs::read_to_string(out.join("logs/stdout.txt"))
+            .map(|s| s.contains("## tactics"))
+            .unwrap_or(false);
+        if started && leftovers(&run).await > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = child.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("atp exits after the signal")
+        .expect("wait");
+    let err = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(want_code), "{err}");
+    let r = result(&out);
+    assert_eq!(r["status"], "cancelled", "{r}");
+    assert_eq!(r["error"]["kind"], "cancelled");
+    assert_eq!(leftovers(&run).await, 0, "containers left after {signal}");
+    // The pristine task is kept and the working copy was not left half-edited.
+    assert!(out.join("task/Fixture.lean").is_file());
+}
+
+#[tokio::test]
+async fn sigint_mid_generation_cancels_cleans_up_and_writes_the_result() {
+    interrupted(
+        "sigint_mid_generation_cancels_cleans_up_and_writes_the_result",
+        "-INT",
+        130,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_mid_generation_cancels_cleans_up_and_writes_the_result() {
+    interrupted(
+        "sigterm_mid_generation_cancels_cleans_up_and_writes_the_result",
+        "-TERM",
+        143,
+    )
+    .await;
+}
