@@ -300,7 +300,7 @@ async fn interrupted(test: &str, signal: &str, want_code: i32) {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
     let run = format!("t-{}", uuid_like());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
         .args([
             "prove",
             fixture("hang_task").to_str().expect("utf8"),
