@@ -75,13 +75,20 @@ pub(crate) fn data_event(data: &str) -> Bytes {
 /// `cut`, the body ends with an error after the pieces, so the server drops the connection
 /// without the terminating chunk.
 pub(crate) fn stream_body(pieces: Vec<Bytes>, cut: bool) -> Body {
-    let mut items: Vec<Result<Bytes, std::io::Error>> = pieces.into_iter().map(Ok).collect();
-    if cut {
-        items.push(Err(std::io::Error::other(
-            "atp-model-fake: response cut mid-way by the script",
-        )));
+    use futures::StreamExt as _;
+    let items = futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, std::io::Error>));
+    if !cut {
+        return Body::from_stream(items);
     }
-    Body::from_stream(futures::stream::iter(items))
+    // Pause before the error so the head and the pieces are on the wire first (an error that
+    // is ready at once makes the server drop the connection before it writes anything).
+    let end = futures::stream::once(async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Err(std::io::Error::other(
+            "atp-model-fake: response cut mid-way by the script",
+        ))
+    });
+    Body::from_stream(items.chain(end))
 }
 
 pub(crate) fn sse_response(pieces: Vec<Bytes>, cut: bool) -> Response<Body> {
