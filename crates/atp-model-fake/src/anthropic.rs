@@ -156,7 +156,7 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
                 &json!({"type": "content_block_delta", "index": index, "delta": delta}),
             ));
             if cut && i + 1 >= n.div_ceil(2) {
-                return (wire::sse_response(events, true), None);
+                return (ctx.sse(events, true), None);
             }
         }
         events.push(named_event(
@@ -174,7 +174,7 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
         "message_stop",
         &json!({"type": "message_stop"}),
     ));
-    (wire::sse_response(events, false), Some(u))
+    (ctx.sse(events, false), Some(u))
 }
 
 /// `POST …/messages/count_tokens`.

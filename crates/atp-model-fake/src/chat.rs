@@ -43,19 +43,23 @@ pub(crate) fn openai_error_body(status: u16, message: Option<&str>) -> Value {
     json!({"error": {"message": message.unwrap_or(default), "type": kind, "param": null, "code": code}})
 }
 
-/// Mistral's error body for `status` (`{"object":"error", …}`).
-fn mistral_error_body(status: u16, message: Option<&str>) -> Value {
-    let default = match status {
-        401 => "Unauthorized",
-        429 => "Requests rate limit exceeded",
-        _ => "Internal server error",
+/// Mistral's error body for `status`: `{"message": "Unauthorized", "request_id": …}` for 401 (as
+/// api.mistral.ai answers a refused key), `{"object": "error", …}` otherwise.
+fn mistral_error_body(ctx: &Ctx, status: u16, message: Option<&str>) -> Value {
+    if status == 401 {
+        return json!({"message": message.unwrap_or("Unauthorized"), "request_id": ctx.id("")});
+    }
+    let (kind, default) = match status {
+        429 => ("rate_limited", "Requests rate limit exceeded"),
+        400 => ("invalid_request_error", "Invalid request"),
+        _ => ("internal_server_error", "Internal server error"),
     };
-    json!({"object": "error", "message": message.unwrap_or(default), "type": if status == 401 { "invalid_request_error" } else { "internal_server_error" }, "param": null, "code": status.to_string()})
+    json!({"object": "error", "message": message.unwrap_or(default), "type": kind, "param": null, "code": status.to_string()})
 }
 
 pub(crate) fn error_body(ctx: &Ctx, status: u16, message: Option<&str>) -> Value {
     if ctx.mistral {
-        mistral_error_body(status, message)
+        mistral_error_body(ctx, status, message)
     } else {
         openai_error_body(status, message)
     }
@@ -190,7 +194,7 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
                 &chunk(json!([{"index": i, "delta": d, "finish_reason": null}])).to_string(),
             ));
             if cut && k + 1 >= half {
-                return (wire::sse_response(events, true), None);
+                return (ctx.sse(events, true), None);
             }
         }
         let mut finish = chunk(json!([{"index": i, "delta": {}, "finish_reason": c.finish}]));
@@ -209,8 +213,5 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
         ctx.mistral
     };
     events.push(data_event("[DONE]"));
-    (
-        wire::sse_response(events, false),
-        usage_sent.then_some(reported),
-    )
+    (ctx.sse(events, false), usage_sent.then_some(reported))
 }

@@ -569,10 +569,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
         Dialect::OpenAiResponses => ModelRequest::responses(&seen.body),
         _ => ModelRequest::chat(&seen.body),
     };
-    let plan = {
+    let (plan, event_delay) = {
         let mut st = lock(&shared.script);
         let ScriptState { script, samples } = &mut *st;
-        plan::plan(&req, script, samples)
+        (
+            plan::plan(&req, script, samples),
+            std::time::Duration::from_millis(script.event_delay_ms),
+        )
     };
     shared.record(&seen, Some(&req), answered_of(&plan));
     if matches!(plan.answer, Answer::Hang) {
@@ -584,6 +587,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
         ids: &shared.ids,
         req: &req,
         mistral,
+        event_delay,
     };
     let (response, reported) = match dialect {
         Dialect::AnthropicMessages => anthropic::render(&ctx, &plan),

@@ -207,7 +207,7 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
         }
         seq.push(delta_kind, data);
         if cut && k + 1 >= half {
-            return (wire::sse_response(seq.events, true), None);
+            return (ctx.sse(seq.events, true), None);
         }
     }
     match &item {
@@ -241,5 +241,5 @@ pub(crate) fn render(ctx: &Ctx, plan: &Plan) -> (Response<Body>, Reported) {
         "response.completed"
     };
     seq.push(last, json!({"response": final_response}));
-    (wire::sse_response(seq.events, false), Some(u))
+    (ctx.sse(seq.events, false), Some(u))
 }

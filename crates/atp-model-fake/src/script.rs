@@ -267,6 +267,13 @@ pub struct Script {
     /// Model ids listed by `GET …/models` (default [`DEFAULT_MODELS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// Milliseconds between streamed events (default 0: all at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub event_delay_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for Script {
@@ -282,6 +289,7 @@ impl Script {
             repeat_last: false,
             side_reply: default_side_reply(),
             models: Vec::new(),
+            event_delay_ms: 0,
         }
     }
 

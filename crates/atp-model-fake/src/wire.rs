@@ -1,7 +1,7 @@
 //! Shared pieces of the HTTP answers: SSE framing, bodies that end early, ids, chunking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
@@ -21,6 +21,8 @@ pub(crate) struct Ctx<'a> {
     pub req: &'a ModelRequest,
     /// The request came from Mistral's SDK (usage rides on the last chunk, Mistral error shape).
     pub mistral: bool,
+    /// Pause before each streamed event after the first.
+    pub event_delay: Duration,
 }
 
 impl Ctx<'_> {
@@ -28,6 +30,11 @@ impl Ctx<'_> {
     pub fn id(&self, prefix: &str) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         format!("{prefix}fake{n:020}")
+    }
+
+    /// A streamed SSE answer of `pieces` (see [`stream_body`]).
+    pub fn sse(&self, pieces: Vec<Bytes>, cut: bool) -> Response<Body> {
+        sse_response(pieces, cut, self.event_delay)
     }
 
     pub fn model(&self) -> String {
@@ -71,19 +78,26 @@ pub(crate) fn data_event(data: &str) -> Bytes {
     Bytes::from(format!("data: {data}\n\n"))
 }
 
-/// A streamed body: each piece is sent as its own chunk as soon as the client reads. With
-/// `cut`, the body ends with an error after the pieces, so the server drops the connection
-/// without the terminating chunk.
-pub(crate) fn stream_body(pieces: Vec<Bytes>, cut: bool) -> Body {
+/// A streamed body: each piece is its own chunk, written when the client reads; with a
+/// `delay`, each piece after the first waits that long first (so clients see the events arrive
+/// over time). With `cut`, the body ends with an error after the pieces, so the server drops the
+/// connection without the terminating chunk.
+pub(crate) fn stream_body(pieces: Vec<Bytes>, cut: bool, delay: Duration) -> Body {
     use futures::StreamExt as _;
-    let items = futures::stream::iter(pieces.into_iter().map(Ok::<Bytes, std::io::Error>));
+    let items =
+        futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, b)| async move {
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<Bytes, std::io::Error>(b)
+        });
     if !cut {
         return Body::from_stream(items);
     }
     // Pause before the error so the head and the pieces are on the wire first (an error that
     // is ready at once makes the server drop the connection before it writes anything).
     let end = futures::stream::once(async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         Err(std::io::Error::other(
             "atp-model-fake: response cut mid-way by the script",
         ))
@@ -91,8 +105,8 @@ pub(crate) fn stream_body(pieces: Vec<Bytes>, cut: bool) -> Body {
     Body::from_stream(items.chain(end))
 }
 
-pub(crate) fn sse_response(pieces: Vec<Bytes>, cut: bool) -> Response<Body> {
-    let mut resp = Response::new(stream_body(pieces, cut));
+pub(crate) fn sse_response(pieces: Vec<Bytes>, cut: bool, delay: Duration) -> Response<Body> {
+    let mut resp = Response::new(stream_body(pieces, cut, delay));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -123,6 +137,7 @@ pub(crate) fn cut_json_response(body: &Value) -> Response<Body> {
     let mut resp = Response::new(stream_body(
         vec![Bytes::from(text[..half].to_string())],
         true,
+        Duration::ZERO,
     ));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

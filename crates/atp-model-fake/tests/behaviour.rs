@@ -355,3 +355,45 @@ async fn binds_loopback_only_and_keeps_connections_alive() {
         resp.text().await.expect("body");
     }
 }
+
+#[tokio::test]
+async fn streamed_events_are_flushed_one_by_one() {
+    let script = Script {
+        event_delay_ms: 80,
+        ..Script::new(vec![Turn::text(
+            "a text long enough for several deltas of the stream",
+        )])
+    };
+    let fake = ModelFake::start(script).await.expect("start");
+    let mut body = anthropic(true, 0);
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let mut resp = client()
+        .post(format!("{}/v1/messages", fake.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        arrivals.push(started.elapsed());
+        text.push_str(std::str::from_utf8(&chunk).expect("utf8"));
+    }
+    let events = parse_sse(&text).len();
+    let total = *arrivals.last().expect("chunks");
+    assert!(events >= 7, "{events} events");
+    assert!(
+        total >= Duration::from_millis(80 * (events as u64 - 1)),
+        "{total:?}"
+    );
+    assert!(
+        arrivals.len() >= events / 2,
+        "{} chunks for {events} events",
+        arrivals.len()
+    );
+    assert!(
+        arrivals[0] < total / 3,
+        "the first event comes early: {arrivals:?}"
+    );
+}
