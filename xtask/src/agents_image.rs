@@ -74,6 +74,9 @@ const EXTRA_LIBS: &[&str] = &[
     "libstdc++.so.6",
     "libz.so.1",
 ];
+/// Host folders copied whole into the base: the C.UTF-8 locale (Codex runs its commands with
+/// `LC_ALL=C.UTF-8`; without it bash warns on every command).
+const HOST_TREES: &[&str] = &["/usr/lib/locale/C.utf8"];
 /// Where `EXTRA_LIBS` are looked up on the host.
 const HOST_LIB_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"];
 
@@ -431,6 +434,20 @@ fn plan(python: HostPython) -> Result<Plan> {
         libs.insert(found);
     }
     let mut host_files: BTreeSet<PathBuf> = test_image::base_host_files()?.into_iter().collect();
+    for tree in HOST_TREES {
+        let tree = Path::new(tree);
+        if !tree.is_dir() {
+            bail!(
+                "{} not found on the host — install it with apt-get (libc-bin)",
+                tree.display()
+            );
+        }
+        host_files.extend(
+            walk_files(tree, &|_| true)?
+                .into_iter()
+                .map(|r| tree.join(r)),
+        );
+    }
     host_files.extend(python_files.iter().map(|r| python.prefix.join(r)));
     host_files.extend(libs.iter().cloned());
     host_files.insert(bin.clone());
@@ -976,6 +993,12 @@ fn stage_rootfs(plan: &Plan, stage: &Path, tarballs: &[PathBuf], uv: &Path) -> R
         let to = test_image::root_path(stage, t);
         fs::create_dir_all(&to)?;
         test_image::copy_tree(t, &to)?;
+    }
+
+    for tree in HOST_TREES {
+        let to = test_image::root_path(stage, Path::new(tree));
+        fs::create_dir_all(&to)?;
+        test_image::copy_tree(Path::new(tree), &to)?;
     }
 
     // The native CLIs, each package folder kept whole.
