@@ -571,6 +571,18 @@ fn image_labels(tag: &str) -> Option<BTreeMap<String, String>> {
         .map(Option::unwrap_or_default)
 }
 
+/// The engine id of a local image, or `None` when it does not exist.
+fn image_id(tag: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", tag])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn image_size(tag: &str) -> Result<u64> {
     let out = docker(
         &["image", "inspect", "-f", "{{.Size}}", tag],
@@ -629,8 +641,18 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         build_base(&root, &cache, &target, &plan, &base, &base_tag, start)?;
     }
+    let previous = image_id(&args.tag);
     build_final(&root, &target, &base_tag, &args.tag, &labels, start)?;
     check_image(&args.tag, start)?;
+    if let Some(old) = previous.filter(|old| Some(old) != image_id(&args.tag).as_ref()) {
+        // The image the tag named before is untagged now; it alone would keep an older base's
+        // layers on disk. Removal fails harmlessly while a container or another tag uses it.
+        let _ = Command::new("docker")
+            .args(["rmi", &old])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
     say(
         start,
         format!(
@@ -715,7 +737,7 @@ fn uv_wheel(cache: &Path, python: &HostPython, start: Instant) -> Result<PathBuf
         return Ok(w);
     }
     say(start, format!("downloading uv=={UV_VERSION} from PyPI"));
-    let partial = dir.with_extension("partial");
+    let partial = dir.with_extension(format!("partial.{}", std::process::id()));
     let _ = fs::remove_dir_all(&partial);
     run_cmd(
         Command::new(&python.exe)
@@ -733,6 +755,7 @@ fn uv_wheel(cache: &Path, python: &HostPython, start: Instant) -> Result<PathBuf
             .arg(format!("uv=={UV_VERSION}")),
         "pip download uv",
     )?;
+    let _ = fs::remove_dir_all(&dir);
     fs::rename(&partial, &dir)?;
     find(&dir).context("the uv download holds no wheel")
 }
@@ -775,7 +798,12 @@ fn npm_tarball(cache: &Path, cli: &NpmCli, start: Instant) -> Result<PathBuf> {
     if file.is_file() {
         return Ok(file);
     }
-    let partial = dir.join(format!("{}-{}.partial", cli.dir, cli.version));
+    let partial = dir.join(format!(
+        "{}-{}.partial.{}",
+        cli.dir,
+        cli.version,
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(&partial)?;
     say(start, format!("downloading {} from npm", cli.spec()));
@@ -818,11 +846,13 @@ fn wheels(
             tool.package, tool.version
         ),
     );
-    fs::create_dir_all(&dir)?;
-    let _ = fs::remove_file(dir.join(".complete"));
-    fs::write(dir.join("requirements.txt"), &lock)?;
-    // pip keeps wheels already in the folder (pip's own cache avoids downloads, too).
-    run_cmd(
+    // Into a private folder renamed into place when complete (pip's own cache spares
+    // downloads of wheels fetched before).
+    let partial = dir.with_extension(format!("partial.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    fs::create_dir_all(&partial)?;
+    fs::write(partial.join("requirements.txt"), &lock)?;
+    let built = run_cmd(
         Command::new(&python.exe)
             .args([
                 "-m",
@@ -833,12 +863,18 @@ fn wheels(
                 "--no-deps",
                 "--wheel-dir",
             ])
-            .arg(&dir)
+            .arg(&partial)
             .arg("-r")
-            .arg(dir.join("requirements.txt")),
+            .arg(partial.join("requirements.txt")),
         &format!("pip wheel of {}", tool.package),
-    )?;
-    fs::write(dir.join(".complete"), &stamp)?;
+    );
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    fs::write(partial.join(".complete"), &stamp)?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&partial, &dir)?;
     Ok(dir)
 }
 
@@ -917,9 +953,9 @@ fn build_base(
 
     say(start, "assembling the agents rootfs");
     let stage = target.join(format!("atp-agents-rootfs.{}", std::process::id()));
+    let payload = format!("{base_tag}-payload");
     let result = (|| -> Result<()> {
         stage_rootfs(plan, &stage, &tarballs, &uv)?;
-        let payload = format!("{base_tag}-payload");
         say(start, format!("importing the agents rootfs as {payload}"));
         test_image::import(&stage, &payload, &[])?;
         let _ = fs::remove_dir_all(&stage);
@@ -927,10 +963,14 @@ fn build_base(
             start,
             "installing the Python CLIs (offline, from the cached wheels)",
         );
-        install_venvs(&payload, base_tag, hash, &wheel_dirs)?;
-        let _ = docker(&["rmi", &payload], "docker rmi");
-        Ok(())
+        install_venvs(&payload, base_tag, hash, &wheel_dirs)
     })();
+    // The payload only feeds the commit (its layer stays as the base's parent).
+    let _ = Command::new("docker")
+        .args(["rmi", &payload])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     let _ = fs::remove_dir_all(&stage);
     result?;
     say(
