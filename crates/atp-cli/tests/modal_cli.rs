@@ -137,7 +137,7 @@ async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
         .await
         .expect("atp runs");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("error: ") && err.contains("modal setup"),

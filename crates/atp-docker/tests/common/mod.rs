@@ -19,22 +19,12 @@ fn required() -> bool {
     std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
 }
 
-/// The image built by `cargo xtask agents-image` (`ATP_AGENTS_IMAGE` overrides).
-pub fn agents_image() -> String {
-    std::env::var("ATP_AGENTS_IMAGE").unwrap_or_else(|_| "atp-agents-test:latest".into())
-}
-
 /// A backend on the test image with networking disabled, or `None` (after a loud message) when
 /// no engine or no test image is available and `ATP_REQUIRE_DOCKER` is not `1`.
 pub async fn backend(test: &str) -> Option<DockerBackend> {
-    backend_on(TEST_IMAGE, test).await
-}
-
-/// [`backend`] on another image.
-pub async fn backend_on(image: &str, test: &str) -> Option<DockerBackend> {
     let b = DockerBackend::new(DockerConfig {
         network: NetworkMode::None,
-        ..DockerConfig::for_image(image)
+        ..DockerConfig::for_image(TEST_IMAGE)
     });
     let problem = match b.health().await {
         Err(e) => Some(e.to_string()),
@@ -51,7 +41,7 @@ pub async fn backend_on(image: &str, test: &str) -> Option<DockerBackend> {
             // tests, and a skip must be seen.
             let _ = writeln!(
                 std::io::stderr(),
-                "\n!!! SKIPPED {test}: needs a Docker engine and {image}: {p}\n!!! \
+                "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE}: {p}\n!!! \
                  (set ATP_REQUIRE_DOCKER=1 to make this a failure)\n"
             );
             None

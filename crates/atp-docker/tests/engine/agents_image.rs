@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use atp_backend::{ComputeBackend, ExecOptions};
+use atp_backend::{ComputeBackend, ExecOptions, NetworkMode};
 
 use crate::common;
 
@@ -36,8 +36,8 @@ fn quote(arg: &str) -> String {
 #[tokio::test]
 async fn every_agent_cli_of_the_agents_image_runs_at_its_labelled_version() {
     let name = "every_agent_cli_of_the_agents_image_runs_at_its_labelled_version";
-    let image = common::agents_image();
-    let Some(b) = common::backend_on(&image, name).await else {
+    let image = atp_test_support::agents_image();
+    let Some(b) = atp_test_support::docker_with(name, &image, NetworkMode::None).await else {
         return;
     };
     let info = b.image_info().await.expect("image info");
