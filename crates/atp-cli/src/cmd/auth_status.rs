@@ -57,7 +57,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn render(rows: &[Row], now: i64) -> String {
-    let table: Vec<[String; 5]> = rows
+    let table: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let s = &r.status;
@@ -72,13 +72,21 @@ fn render(rows: &[Row], now: i64) -> String {
                     .to_lowercase()
                     .replace("apikey", "api_key"),
                 s.source.clone().unwrap_or_else(|| "-".into()),
-                format!("{} (expires: {expires})", s.state.as_str()),
+                s.state.as_str().to_string(),
+                expires,
                 s.remedy.clone().unwrap_or_default(),
             ]
         })
         .collect();
     crate::cmd::table(
-        &["prover", "auth", "credential", "status", "remedy"],
+        &[
+            "prover",
+            "auth",
+            "credential",
+            "status",
+            "expires",
+            "remedy",
+        ],
         &table,
     )
 }

@@ -81,6 +81,9 @@ pub struct Args {
     /// Fail when the image is missing instead of building it from atp's built-in spec.
     #[arg(long)]
     pub no_build: bool,
+    /// The run id (labels every sandbox of the run; default: a fresh one).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<RunId>,
 }
 
 fn minutes(m: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -91,7 +94,7 @@ fn minutes(m: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let run_id = RunId::new();
+    let run_id = args.run_id.clone().unwrap_or_default();
     let generation_timeout = minutes(args.timeout, "--timeout")?;
     let verify_timeout = minutes(args.verify_timeout, "--verify-timeout")?;
     let prices = match &args.prices {
