@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod agents_image;
 mod bench_docker;
 mod bench_modal;
 mod bench_verify;
@@ -25,6 +26,8 @@ enum Task {
     // One variant per task, each delegating to a module (e.g. `TestImage(test_image::Args)`).
     /// Build the local test image `atp-test:latest` from the host (no registry needed).
     TestImage(test_image::Args),
+    /// Build the agents test image `atp-agents-test:latest` (test image + real agent CLIs), cached.
+    AgentsImage(agents_image::Args),
     /// Benchmark the Docker backend on the test image (open/exec/close, raw exec, streaming, 32×10).
     BenchDocker(bench_docker::Args),
     /// Build the default sandbox image (images/open-atp.toml) with Docker; needs internet.
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::TestImage(args) => test_image::run(args),
+        Task::AgentsImage(args) => agents_image::run(args),
         Task::BenchDocker(args) => bench_docker::run(args),
         Task::BuildDockerImage(args) => build_docker_image::run(args),
         Task::FakeModal(args) => fake_modal::run(args),
