@@ -146,9 +146,9 @@ fn walk(d: &Path) -> Vec<std::path::PathBuf> {
 fn last_result_event(stdout: &str) -> serde_json::Value {
     stdout
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "result")
-        .last()
+        .find(|v| v["type"] == "result")
         .expect("the CLI's result event is in stdout.txt")
 }
 
