@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod agents_image;
 mod bench_docker;
 mod bench_modal;
+mod bench_prove;
 mod bench_verify;
 mod build_docker_image;
 mod build_modal_image;
@@ -42,6 +43,8 @@ enum Task {
     Conformance(conformance::Args),
     /// Benchmark the verifier: 16 files with 1, 2 and 4 workers on the stand-in.
     BenchVerify(bench_verify::Args),
+    /// Benchmark atp's own overhead per prove (instant scripted model, real Claude Code CLI).
+    BenchProve(bench_prove::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchModal(args) => bench_modal::run(args),
         Task::Conformance(args) => conformance::run(args),
         Task::BenchVerify(args) => bench_verify::run(args),
+        Task::BenchProve(args) => bench_prove::run(args),
     }
 }
