@@ -8,6 +8,7 @@ mod agents_image;
 mod bench_docker;
 mod bench_modal;
 mod bench_prove;
+mod bench_sample;
 mod bench_verify;
 mod build_docker_image;
 mod build_modal_image;
@@ -45,6 +46,8 @@ enum Task {
     BenchVerify(bench_verify::Args),
     /// Benchmark atp's own overhead per prove (instant scripted model, real Claude Code CLI).
     BenchProve(bench_prove::Args),
+    /// Benchmark batch verification of pass@k: k candidates in one sandbox with 1, 2, 4 workers vs k sandboxes.
+    BenchSample(bench_sample::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +63,6 @@ fn main() -> anyhow::Result<()> {
         Task::Conformance(args) => conformance::run(args),
         Task::BenchVerify(args) => bench_verify::run(args),
         Task::BenchProve(args) => bench_prove::run(args),
+        Task::BenchSample(args) => bench_sample::run(args),
     }
 }

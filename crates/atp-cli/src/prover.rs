@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use atp_agents::claude_code::{self, ClaudeCode};
 use atp_agents::{AgentProver, Assets};
+use atp_aristotle::{AristotleConfig, AristotleProver};
 use atp_prover::{AuthStatus, EnvSource, Prover, ProverKind};
+use atp_sample::{SampleConfig, SampleProver, SpliceMode};
 use atp_tactics::TacticsProver;
 use serde::Serialize;
 
@@ -38,6 +40,20 @@ pub const REGISTRY: &[Entry] = &[
         default_model: None,
         credential: "none",
     },
+    Entry {
+        name: "aristotle",
+        kind: ProverKind::Hosted,
+        runs: "Harmonic's hosted Aristotle over its HTTP API (from the host)",
+        default_model: None,
+        credential: "ARISTOTLE_API_KEY or `aristotle login`'s stored key",
+    },
+    Entry {
+        name: "sample",
+        kind: ProverKind::Sampling,
+        runs: "pass@k whole-proof sampling from an OpenAI-compatible API (from the host)",
+        default_model: None,
+        credential: "OPENAI_API_KEY (or --api-key-env NAME); none for a keyless --api-base",
+    },
 ];
 
 /// Look a prover up by name.
@@ -66,7 +82,9 @@ pub struct ProverArgs {
     /// Reasoning effort, for provers that take one (e.g. low, medium, high, max).
     #[arg(long, value_name = "EFFORT")]
     pub effort: Option<String>,
-    /// The model API's base URL (an LLM gateway, a self-hosted server), for agent provers.
+    /// The API's base URL: an LLM gateway or self-hosted server for agent provers, the
+    /// OpenAI-compatible endpoint for `sample` (e.g. http://127.0.0.1:8000/v1, default
+    /// OpenAI's), Aristotle's origin for `aristotle` (default ARISTOTLE_WEB_URL, else Harmonic's).
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
     /// A skill directory staged for the agent (repeatable).
@@ -81,10 +99,104 @@ pub struct ProverArgs {
     /// Budget of one `tactics` compile, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub attempt_timeout: u64,
+    #[command(flatten)]
+    pub hosted: HostedArgs,
 }
 
-/// Build the prover `args` names, reading credentials from `env`.
+/// Flags of the provers that run on the host (`aristotle`, `sample`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostedArgs {
+    /// `aristotle`: seconds between two status polls of the hosted task.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub poll_interval: f64,
+    /// `sample`: k, the candidates generated per task.
+    #[arg(long = "samples", short = 'k', value_name = "N", default_value_t = 8)]
+    pub samples: u32,
+    /// `sample`: sampling temperature.
+    #[arg(long, value_name = "T", default_value_t = 1.0)]
+    pub temperature: f64,
+    /// `sample`: nucleus sampling (top_p), not sent unless given.
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f64>,
+    /// `sample`: the answer's token limit (max_tokens), not sent unless given.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+    /// `sample`: requests to the model API in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// `sample`: choices asked per request (the API's `n`; vLLM and OpenAI honour it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub per_request: u32,
+    /// `sample`: base seed (the request of samples from index i sends seed + i).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// `sample`: a prompt template file ({{file}}, {{source}}, {{theorem}}, {{name}},
+    /// {{instructions}}); default: atp's whole-proof prompt.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// `sample`: splice each answer as the whole file, or per theorem with a `sorry`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SpliceArg::Whole)]
+    pub splice: SpliceArg,
+    /// `sample`: self-correction rounds (a failed candidate's errors are fed back).
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    pub rounds: u32,
+    /// `sample`: stop at the first verified candidate (pass@k then has no estimates).
+    #[arg(long)]
+    pub stop_on_first: bool,
+    /// `sample`: ask for streamed answers.
+    #[arg(long)]
+    pub stream: bool,
+    /// `sample`: the environment variable holding the API key (default OPENAI_API_KEY).
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+    /// `sample`: candidates verified at once in the run's one verification sandbox.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub batch_workers: usize,
+    /// `sample`: wall clock of one model request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1200)]
+    pub request_timeout: u64,
+}
+
+impl Default for HostedArgs {
+    fn default() -> Self {
+        HostedArgs {
+            poll_interval: 15.0,
+            samples: 8,
+            temperature: 1.0,
+            top_p: None,
+            max_tokens: None,
+            concurrency: 8,
+            per_request: 1,
+            seed: None,
+            template: None,
+            splice: SpliceArg::Whole,
+            rounds: 0,
+            stop_on_first: false,
+            stream: false,
+            api_key_env: None,
+            batch_workers: 2,
+            request_timeout: 1200,
+        }
+    }
+}
+
+/// `--splice`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpliceArg {
+    /// The answer's code block is the whole file.
+    #[default]
+    Whole,
+    /// One prompt per declaration with a `sorry`; the answer's declaration replaces it.
+    Theorem,
+}
+
+/// Build the prover `args` names, reading credentials from `env`; its configuration is checked
+/// (one line naming the flag).
 pub fn make(args: &ProverArgs, env: EnvSource) -> anyhow::Result<Box<dyn Prover>> {
+    build(args, env, true)
+}
+
+fn build(args: &ProverArgs, env: EnvSource, strict: bool) -> anyhow::Result<Box<dyn Prover>> {
     let assets = Assets {
         skills: args.skills.clone(),
         plugins: args.plugins.clone(),
@@ -116,6 +228,61 @@ pub fn make(args: &ProverArgs, env: EnvSource) -> anyhow::Result<Box<dyn Prover>
             t.validate().map_err(anyhow::Error::msg)?;
             Ok(Box::new(t))
         }
+        "aristotle" => {
+            let h = &args.hosted;
+            if !(h.poll_interval.is_finite() && h.poll_interval > 0.0) {
+                anyhow::bail!(
+                    "--poll-interval {}: must be a positive number of seconds",
+                    h.poll_interval
+                );
+            }
+            let p = AristotleProver::new(
+                AristotleConfig {
+                    api_base: args.api_base.clone(),
+                    poll_interval: Duration::from_secs_f64(h.poll_interval),
+                    ..AristotleConfig::default()
+                },
+                env,
+            );
+            if strict {
+                p.validate().map_err(anyhow::Error::msg)?;
+            }
+            Ok(Box::new(p))
+        }
+        "sample" => {
+            let h = &args.hosted;
+            let template = match &h.template {
+                Some(f) => Some(atp_sample::template::Template::from_file(f)?),
+                None => None,
+            };
+            let mut config = SampleConfig {
+                api_base: args.api_base.clone(),
+                model: args.model.clone(),
+                samples: h.samples,
+                temperature: Some(h.temperature),
+                top_p: h.top_p,
+                max_tokens: h.max_tokens,
+                concurrency: h.concurrency,
+                per_request: h.per_request,
+                seed: h.seed,
+                template,
+                splice: match h.splice {
+                    SpliceArg::Whole => SpliceMode::Whole,
+                    SpliceArg::Theorem => SpliceMode::Theorem,
+                },
+                rounds: h.rounds,
+                stop_on_first: h.stop_on_first,
+                api_key_env: h.api_key_env.clone(),
+                batch_workers: h.batch_workers,
+                ..SampleConfig::default()
+            };
+            config.client.stream = h.stream;
+            config.client.request_timeout = Duration::from_secs(h.request_timeout);
+            if strict {
+                config.validate().map_err(anyhow::Error::msg)?;
+            }
+            Ok(Box::new(SampleProver::new(config, env)))
+        }
         other => anyhow::bail!(
             "unknown prover `{other}` — known provers: {} (see `atp provers`)",
             known()
@@ -130,5 +297,5 @@ pub fn auth_status(name: &str, env: EnvSource) -> anyhow::Result<AuthStatus> {
         attempt_timeout: 300,
         ..Default::default()
     };
-    Ok(make(&args, env)?.auth())
+    Ok(build(&args, env, false)?.auth())
 }

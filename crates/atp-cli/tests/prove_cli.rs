@@ -14,6 +14,8 @@ const CREDENTIAL_VARS: &[&str] = &[
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BASE_URL",
     "OPENAI_API_KEY",
+    "ARISTOTLE_API_KEY",
+    "ARISTOTLE_WEB_URL",
 ];
 
 fn atp(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
@@ -22,6 +24,8 @@ fn atp(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     for v in CREDENTIAL_VARS {
         c.env_remove(v);
     }
+    // No stored `aristotle login` key from the developer's home.
+    c.env("XDG_CONFIG_HOME", cwd.join(".no-config"));
     for (k, v) in env {
         c.env(k, v);
     }
@@ -214,7 +218,7 @@ fn unknown_provers_and_missing_inputs_are_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr)
-            .contains("unknown prover `nope` — known provers: claude, tactics"),
+            .contains("unknown prover `nope` — known provers: claude, tactics, aristotle, sample"),
         "{}",
         text(&o)
     );

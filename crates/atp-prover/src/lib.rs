@@ -9,6 +9,7 @@
 //! - [`Usage`], [`Cost`], [`PriceTable`]: tokens and what they cost.
 //! - [`AuthStatus`]: credential status (present / expiring / expired, with the remedy).
 //! - [`run_logged`]: run one command with its output logged as it arrives.
+//! - [`retry`]: backoff and `Retry-After` for provers calling HTTP APIs from the host.
 //!
 //! Architecture invariant: atp-prover knows no concrete prover and no concrete engine; it sees
 //! sandboxes only through `atp_backend` and verdicts only through `atp_verify`.
@@ -21,6 +22,7 @@ mod prices;
 mod prompt;
 mod prover;
 mod result;
+pub mod retry;
 mod run;
 mod task;
 mod usage;
