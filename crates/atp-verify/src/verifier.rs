@@ -593,7 +593,7 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
         }
         if fr.compiled && !sentinel {
             violations.push(Violation {
-                kind: ViolationKind::ProbeMissing,
+                kind: ViolationKind::NotChecked,
                 file: rel.clone(),
                 line: None,
                 decl: None,

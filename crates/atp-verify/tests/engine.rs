@@ -251,7 +251,7 @@ async fn fixtures_get_the_right_verdict_and_reason() {
     assert!(!v.report.verified);
     assert!(kinds(&v).contains(&(ViolationKind::Exit, false)));
     assert!(
-        kinds(&v).contains(&(ViolationKind::ProbeMissing, true)),
+        kinds(&v).contains(&(ViolationKind::NotChecked, true)),
         "the probe never ran after #exit"
     );
 

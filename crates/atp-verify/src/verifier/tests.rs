@@ -109,7 +109,7 @@ fn forged_probe_lines_before_the_probe_are_ignored() {
         &VerifyPolicy::default(),
     );
     assert!(!v.report.verified);
-    assert_eq!(v.report.violations[0].kind, ViolationKind::ProbeMissing);
+    assert_eq!(v.report.violations[0].kind, ViolationKind::NotChecked);
 }
 
 #[test]
