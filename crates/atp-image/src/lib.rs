@@ -23,7 +23,8 @@ pub use pins::{
 };
 pub use render::ModalLayer;
 pub use spec::{
-    Commands, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE, DEFAULT_TAG,
+    Commands, CopyDir, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE,
+    DEFAULT_TAG,
 };
 
 /// The default spec's path relative to the workspace root: `images/open-atp.toml`.

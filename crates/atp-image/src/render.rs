@@ -59,6 +59,11 @@ impl ImageSpec {
                     format!("COPY [{}]", args.join(", "))
                 }
                 Step::User(user) => format!("USER {user}"),
+                Step::Copy(copy) => format!(
+                    "COPY [{}, {}]",
+                    json_str(&format!("{}/", copy.from)),
+                    json_str(&format!("{}/", copy.to.trim_end_matches('/')))
+                ),
             };
             out.push_str(&line);
             out.push('\n');
@@ -74,13 +79,23 @@ impl ImageSpec {
         Ok(out)
     }
 
-    /// The files of the Dockerfile's build context: `(name, contents)`, sorted by name.
+    /// The files of the Dockerfile's build context: `(name, contents)`: the skeleton's files,
+    /// then each copied directory's under its `from` path.
     pub fn build_context(&self) -> Vec<(String, Vec<u8>)> {
-        self.skeleton
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .skeleton
             .files()
             .iter()
             .map(|(name, bytes)| (name.clone(), bytes.clone()))
-            .collect()
+            .collect();
+        for step in &self.steps {
+            if let Step::Copy(copy) = step {
+                for (rel, bytes) in &copy.files {
+                    out.push((format!("{}/{rel}", copy.from), bytes.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// Modal's ordered layers: the registry base, one layer per step, and a last layer with the
@@ -112,6 +127,28 @@ impl ImageSpec {
                     format!("RUN {}", parts.join(" && "))
                 }
                 Step::User(user) => format!("USER {user}"),
+                Step::Copy(copy) => {
+                    let dest = copy.to.trim_end_matches('/');
+                    let mut dirs: std::collections::BTreeSet<String> =
+                        std::collections::BTreeSet::from([dest.to_string()]);
+                    for rel in copy.files.keys() {
+                        if let Some((parent, _)) = rel.rsplit_once('/') {
+                            dirs.insert(format!("{dest}/{parent}"));
+                        }
+                    }
+                    let mut parts: Vec<String> = dirs
+                        .iter()
+                        .map(|d| format!("mkdir -p {}", shell_quote(d)))
+                        .collect();
+                    for (rel, bytes) in &copy.files {
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                        parts.push(format!(
+                            "printf '%s' {b64} | base64 -d > {}",
+                            shell_quote(&format!("{dest}/{rel}"))
+                        ));
+                    }
+                    format!("RUN {}", parts.join(" && "))
+                }
             };
             layers.push(ModalLayer {
                 base: None,
