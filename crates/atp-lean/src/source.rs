@@ -44,6 +44,7 @@ const NAMED_DECLS: &[&str] = &[
     "opaque",
     "irreducible_def",
     "proof_wanted",
+    "alias",
 ];
 
 /// `set_option`s that only bound resources or change messages: they cannot change what a

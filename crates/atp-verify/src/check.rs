@@ -224,6 +224,11 @@ pub fn red_flags(
             .any(|f| f.commands.iter().any(|c| c.keyword == kw))
     };
     let mut declared_at: BTreeMap<String, String> = BTreeMap::new();
+    let declared = declared_command_keywords(
+        candidate
+            .values()
+            .chain(original.into_iter().flat_map(|o| o.values())),
+    );
     for (rel, file) in candidate {
         let mut push = |kind: ViolationKind, line: usize, decl: Option<String>, msg: String| {
             if !policy.allows(kind) {
@@ -240,6 +245,17 @@ pub fn red_flags(
             );
         }
         for c in &file.commands {
+            if c.keyword.starts_with('#')
+                && !atp_lean::keywords::command_keywords().contains(&c.keyword)
+                && !declared.contains(&c.keyword)
+            {
+                push(
+                    ViolationKind::SourceUnclear,
+                    c.line,
+                    None,
+                    format!("`{}` is not a command of Lean, Batteries or Mathlib that atp knows; remove it", c.keyword),
+                );
+            }
             let header = match c.keyword.as_str() {
                 "prelude" => Some(
                     "`prelude` drops Lean's core library, so the file can redefine `Nat`, `Eq`, …                      under their usual names",
