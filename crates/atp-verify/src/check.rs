@@ -235,6 +235,21 @@ pub fn red_flags(
                 out.push(Violation::source(kind, rel, Some(line), decl, msg));
             }
         };
+        // a project file named like a module of a trusted library would stand in for it
+        let module = module_name(rel);
+        let root = module.split('.').next().unwrap_or("");
+        if TRUSTED_IMPORT_ROOTS.contains(&root)
+            || policy.trusted_import_roots.iter().any(|r| r == root)
+        {
+            push(
+                ViolationKind::UnknownImport,
+                1,
+                None,
+                format!(
+                    "`{rel}` would be the module `{module}` of a trusted library; rename the file"
+                ),
+            );
+        }
         // where atp's reading of the file may not be Lean's: refuse rather than guess
         for d in &file.diagnostics {
             push(
