@@ -87,6 +87,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_modal_backend_reads_every_pin_variable_the_image_crate_writes() {
+        // atp-modal cannot depend on atp-image, so it spells the pairs itself.
+        assert_eq!(atp_modal::PIN_ENV, atp_image::PIN_ENV_LABELS);
+    }
+
+    #[test]
     fn docker_is_the_default_with_the_open_atp_image() {
         let args = BackendArgs {
             backend: BackendKind::default(),
