@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use atp_backend::{ComputeBackend, NetworkMode};
 use atp_docker::{DockerBackend, DockerConfig};
-use atp_verify::project::skeleton_files;
-use atp_verify::{LeanProject, Verifier, VerifyOptions};
+
+use atp_lean::LeanProject;
+use atp_verify::{Verifier, VerifyOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,7 +42,7 @@ async fn bench(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
     let tmp = tempfile::tempdir()?;
-    for (name, text) in skeleton_files() {
+    for (name, text) in atp_image::Skeleton::builtin().files() {
         std::fs::write(tmp.path().join(name), text)?;
     }
     std::fs::create_dir_all(tmp.path().join("Bench"))?;

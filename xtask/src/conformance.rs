@@ -14,8 +14,9 @@ use atp_backend::{ComputeBackend, NetworkMode};
 use atp_docker::{DockerBackend, DockerConfig};
 use atp_verify::check::{source_checks, VerifyPolicy};
 use atp_verify::corpus::{self, CorpusCase};
-use atp_verify::project::skeleton_files;
-use atp_verify::{LeanProject, Verifier, VerifyOptions};
+
+use atp_lean::LeanProject;
+use atp_verify::{Verifier, VerifyOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +71,7 @@ struct Row {
 
 fn materialize(dir: &Path, files: &BTreeMap<String, String>) -> Result<LeanProject> {
     std::fs::create_dir_all(dir)?;
-    for (name, text) in skeleton_files() {
+    for (name, text) in atp_image::Skeleton::builtin().files() {
         std::fs::write(dir.join(name), text)?;
     }
     for (rel, text) in files {

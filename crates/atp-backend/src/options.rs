@@ -54,6 +54,23 @@ pub enum NetworkMode {
     Default,
     /// No network at all (tests, verification).
     None,
+    /// The host's network stack (Docker `--network host`): the sandbox reaches services on the
+    /// host's loopback, such as a local model gateway or a test fake. Engines without such a
+    /// thing treat it as [`NetworkMode::Default`].
+    Host,
+}
+
+impl NetworkMode {
+    /// The network a session gets when the backend is configured with `backend` and the
+    /// session asks for `session`: `None` on either side wins; otherwise the session's explicit
+    /// choice, else the backend's.
+    pub fn effective(backend: NetworkMode, session: NetworkMode) -> NetworkMode {
+        match (backend, session) {
+            (NetworkMode::None, _) | (_, NetworkMode::None) => NetworkMode::None,
+            (b, NetworkMode::Default) => b,
+            (_, s) => s,
+        }
+    }
 }
 
 /// How to open a session.
@@ -94,5 +111,20 @@ impl ExecOptions {
             timeout: Some(timeout),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_network_on_either_side_wins_then_the_session_chooses() {
+        use NetworkMode::*;
+        assert_eq!(NetworkMode::effective(None, Host), None);
+        assert_eq!(NetworkMode::effective(Host, None), None);
+        assert_eq!(NetworkMode::effective(Default, Host), Host);
+        assert_eq!(NetworkMode::effective(Host, Default), Host);
+        assert_eq!(NetworkMode::effective(Default, Default), Default);
     }
 }

@@ -93,7 +93,7 @@ fn doctor_on_a_dead_engine_says_how_to_start_it() {
 #[test]
 fn gc_on_a_dead_engine_is_one_error_line() {
     let o = atp(&["gc", "--dry-run"], Some("unix:///nonexistent.sock"));
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");

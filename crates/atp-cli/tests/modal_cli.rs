@@ -137,7 +137,7 @@ async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
         .await
         .expect("atp runs");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("error: ") && err.contains("modal setup"),
@@ -218,5 +218,50 @@ async fn build_modal_image_publishes_the_spec_and_the_backend_reads_its_pins() {
     .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(fake.builds(&id), 2, "--force rebuilt the layers");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prove_with_tactics_runs_on_modal_and_verifies_in_a_second_sandbox() {
+    let Some(fake) = fake().await else { return };
+    let home = tempfile::tempdir().expect("tmp");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let (code, stdout, err) = atp(
+        &fake,
+        home.path(),
+        &[
+            "prove",
+            fixture("tactics_closable").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--backend",
+            "modal",
+            "--network",
+            "none",
+            "--json",
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{err}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(r["status"], "verified");
+    assert_eq!(r["image"]["backend"], "modal");
+    // The candidate came back from the remote sandbox over the pull.
+    let wd = std::fs::read_to_string(out.join("wd/Fixture.lean")).expect("pulled");
+    assert!(wd.contains("focus (omega; done)"), "{wd}");
+    let boxes: Vec<_> = fake
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        .collect();
+    assert_eq!(
+        boxes.len(),
+        2,
+        "the prover's sandbox and the verifier's: {boxes:?}"
+    );
+    assert!(boxes.iter().all(|s| s.terminated && s.network_blocked));
     fake.shutdown().await;
 }

@@ -101,7 +101,7 @@ impl LockedTool {
 }
 
 /// A tool's kind, name and version, as the image's `atp.tools` label lists them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ToolVersion {
     pub kind: ToolKind,
     pub name: String,

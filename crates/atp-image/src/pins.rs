@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SpecError};
 use crate::lock::{parse_tools_label, ToolVersion};
@@ -46,6 +46,15 @@ pub const PIN_ENV_LABELS: [(&str, &str); 5] = [
 pub const TOOLCHAIN_FILE: &str = "lean-toolchain";
 /// Skeleton file holding the Mathlib requirement.
 pub const LAKEFILE: &str = "lakefile.toml";
+
+/// The files of `images/lean/`, compiled in.
+const BUILTIN_SKELETON: &[(&str, &str)] = &[
+    (LAKEFILE, include_str!("../../../images/lean/lakefile.toml")),
+    (
+        TOOLCHAIN_FILE,
+        include_str!("../../../images/lean/lean-toolchain"),
+    ),
+];
 
 /// The Lean project copied to `/workspace`: top-level regular files, by name.
 ///
@@ -109,6 +118,19 @@ impl Skeleton {
         Ok(skeleton)
     }
 
+    /// The skeleton compiled into atp (`images/lean/`): what bare `.lean` files are staged
+    /// into, and the pins assumed for an image that carries no `atp.*` labels.
+    pub fn builtin() -> Self {
+        let files = BUILTIN_SKELETON
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.as_bytes().to_vec()));
+        match Self::from_files("atp's built-in skeleton (images/lean/)", files) {
+            Ok(s) => s,
+            // The files are compiled in and checked by this crate's tests.
+            Err(e) => unreachable!("the built-in skeleton is invalid: {e}"),
+        }
+    }
+
     /// The files, sorted by name.
     pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
         &self.files
@@ -152,7 +174,7 @@ impl Skeleton {
 }
 
 /// The compatibility pins of a Lean workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeanPins {
     /// e.g. `leanprover/lean4:v4.28.0`.
     pub lean_toolchain: String,
@@ -160,8 +182,18 @@ pub struct LeanPins {
     pub mathlib_rev: String,
 }
 
+impl LeanPins {
+    /// The pins of the built-in skeleton ([`Skeleton::builtin`]).
+    pub fn builtin() -> Self {
+        match Skeleton::builtin().pins() {
+            Ok(p) => p,
+            Err(e) => unreachable!("the built-in skeleton has no pins: {e}"),
+        }
+    }
+}
+
 /// Where [`ImagePins`] were read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PinSource {
     /// The image's own labels (or environment): what the image actually holds.
@@ -171,15 +203,17 @@ pub enum PinSource {
 }
 
 /// The pins of a sandbox image, and whether they were observed on the image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImagePins {
     pub lean_toolchain: String,
     pub mathlib_rev: String,
     /// The spec hash, when known.
     pub spec_hash: Option<String>,
     /// The image lock's hash, for an image built from a locked spec.
+    #[serde(default)]
     pub lock_hash: Option<String>,
     /// The locked tool versions the image holds (empty for an unlocked image), sorted.
+    #[serde(default)]
     pub tools: Vec<ToolVersion>,
     pub source: PinSource,
 }
@@ -205,6 +239,28 @@ impl ImagePins {
         })?;
         pins.source = PinSource::SpecDefaults;
         Ok(pins)
+    }
+
+    /// The pins of atp's built-in skeleton, flagged [`PinSource::SpecDefaults`] (assumed for an
+    /// image without labels).
+    pub fn builtin() -> Self {
+        let pins = LeanPins::builtin();
+        Self {
+            lean_toolchain: pins.lean_toolchain,
+            mathlib_rev: pins.mathlib_rev,
+            spec_hash: None,
+            lock_hash: None,
+            tools: Vec::new(),
+            source: PinSource::SpecDefaults,
+        }
+    }
+
+    /// The toolchain and Mathlib pins alone.
+    pub fn lean(&self) -> LeanPins {
+        LeanPins {
+            lean_toolchain: self.lean_toolchain.clone(),
+            mathlib_rev: self.mathlib_rev.clone(),
+        }
     }
 
     /// The image's labelled pins, or else the spec's pins flagged as assumed.

@@ -254,6 +254,7 @@ impl ImageSpec {
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         let skeleton_dir = dir.join(
             file.skeleton
+                .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_SKELETON_DIR)),
         );
         if !skeleton_dir.is_dir() {
@@ -265,7 +266,37 @@ impl ImageSpec {
                 ),
             });
         }
-        let origin = path.display().to_string();
+        Self::from_file(
+            file,
+            path.display().to_string(),
+            Skeleton::from_dir(&skeleton_dir)?,
+        )
+    }
+
+    /// atp's default spec (`images/open-atp.toml` with `images/lean/`), compiled in — what
+    /// `atp prove` builds when the image is missing and no checkout is at hand. The committed
+    /// lock (`images/open-atp.lock`) is compiled in too and attached while it is fresh (the
+    /// lock's own policy: a stale lock is not used), so the built-in image is the locked one.
+    pub fn builtin() -> Result<Self> {
+        let text = include_str!("../../../images/open-atp.toml");
+        let origin = "atp's built-in spec (images/open-atp.toml)";
+        let file: SpecFile = toml::from_str(text).map_err(|e| SpecError::Parse {
+            path: PathBuf::from(origin),
+            message: describe_toml_error(text, &e),
+        })?;
+        let spec = Self::from_file(file, origin.to_string(), Skeleton::builtin())?;
+        let lock = ImageLock::parse(
+            include_str!("../../../images/open-atp.lock"),
+            "atp's built-in lock (images/open-atp.lock)",
+        )?;
+        match spec.clone().with_lock(lock) {
+            Ok(locked) => Ok(locked),
+            Err(SpecError::StaleLock { .. }) => Ok(spec),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn from_file(file: SpecFile, origin: String, skeleton: Skeleton) -> Result<Self> {
         let steps = file
             .steps
             .into_iter()
@@ -278,7 +309,7 @@ impl ImageSpec {
             base: file.base,
             steps,
             labels: file.labels,
-            skeleton: Skeleton::from_dir(&skeleton_dir)?,
+            skeleton,
             pin_assertions: file.pins.unwrap_or_default(),
             lock: None,
         };

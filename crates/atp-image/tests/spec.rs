@@ -952,3 +952,24 @@ fn tool_steps_are_validated_at_load() {
         assert!(msg.contains(needle), "{step}: {msg}");
     }
 }
+
+#[test]
+fn the_builtin_spec_is_the_repositorys_default_spec() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (on_disk, _) = atp_image::ImageSpec::load_with_lock(
+        &root.join(atp_image::default_spec_path()),
+        LockMode::Required,
+    )
+    .expect("load with the committed lock");
+    // The built-in spec carries the committed lock too, so both build the same locked image.
+    let builtin = atp_image::ImageSpec::builtin().expect("builtin");
+    assert_eq!(builtin.lock(), on_disk.lock());
+    assert_eq!(
+        builtin.to_dockerfile().expect("df"),
+        on_disk.to_dockerfile().expect("df")
+    );
+    assert_eq!(
+        builtin.spec_hash().expect("h"),
+        on_disk.spec_hash().expect("h")
+    );
+}

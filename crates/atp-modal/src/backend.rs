@@ -500,11 +500,7 @@ impl ComputeBackend for ModalBackend {
                 &run_id,
                 &opts.labels,
                 lifetime,
-                if self.cfg.network == NetworkMode::None {
-                    NetworkMode::None
-                } else {
-                    opts.network
-                },
+                NetworkMode::effective(self.cfg.network, opts.network),
                 (cpus, memory),
             )
             .await?;

@@ -6,7 +6,8 @@
 //! cargo run -p atp-verify --example verify -- fixtures/clean fixtures/original atp-test:latest
 //! ```
 
-use atp_verify::{LeanProject, Verifier};
+use atp_lean::LeanProject;
+use atp_verify::Verifier;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

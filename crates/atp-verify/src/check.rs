@@ -26,9 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lexer::{is_sorry_token, TokenKind};
 use crate::report::{Violation, ViolationKind};
-use crate::source::{parse, Command, SourceFile};
+use atp_lean::lexer::{is_sorry_token, TokenKind};
+use atp_lean::source::{parse, Command, SourceFile};
 
 /// The axioms a clean Mathlib proof may depend on.
 pub const STANDARD_AXIOMS: &[&str] = &["propext", "Classical.choice", "Quot.sound"];
@@ -608,7 +608,7 @@ pub fn statement_check(
                     .clone()
                     .unwrap_or_else(|| format!("example #{example_no}"));
                 if let Some(sig) = &oc.signature {
-                    for t in crate::lexer::tokenize(sig) {
+                    for t in atp_lean::lexer::tokenize(sig) {
                         if t.kind == TokenKind::Ident {
                             statement_idents
                                 .entry(t.last_component().to_string())

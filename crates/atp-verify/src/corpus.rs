@@ -51,7 +51,7 @@ fn add_with_imports(
     else {
         return Ok(()); // an unresolvable import: Lean reports it
     };
-    let imports: Vec<String> = crate::source::parse(&text)
+    let imports: Vec<String> = atp_lean::source::parse(&text)
         .imports
         .into_iter()
         .filter(|m| m.starts_with(&format!("{CORPUS_ROOT_MODULE}.")))

@@ -18,7 +18,7 @@
 //! developed, so it is exercised only against the stand-in `lake` of the test image, which
 //! recognises the probe's marker comment and prints what real Lean would print.
 
-use crate::source::parse;
+use atp_lean::source::parse;
 
 /// Marker comment that starts the probe (the stand-in looks for it).
 pub const PROBE_MARKER: &str = "-- atp-axiom-probe";

@@ -53,6 +53,9 @@ pub enum ViolationKind {
     UnknownImport,
     /// The verifier's time budget elapsed.
     Timeout,
+    /// A symbolic link, special file or oversized file in the candidate's workdir (never read;
+    /// moved aside).
+    UnsafeFile,
 }
 
 impl ViolationKind {
@@ -81,6 +84,7 @@ impl ViolationKind {
             ViolationKind::Shadowing => "shadowing",
             ViolationKind::UnknownImport => "unknown_import",
             ViolationKind::Timeout => "timeout",
+            ViolationKind::UnsafeFile => "unsafe_file",
         }
     }
 

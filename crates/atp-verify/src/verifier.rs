@@ -14,9 +14,10 @@ use tracing::{info, Instrument};
 use crate::check::{module_name, source_checks, VerifyPolicy};
 use crate::parse::{parse_axioms_text, parse_messages, split_blocks, Severity};
 use crate::probe::{display_decl, probe_copy, SENTINEL};
-use crate::project::{LeanProject, Pins, ProjectError};
 use crate::report::{FileReport, VerificationReport, Violation, ViolationKind};
-use crate::source::parse;
+use atp_image::ImagePins;
+use atp_lean::source::parse;
+use atp_lean::{LeanProject, ProjectError};
 
 /// Default verifier time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -82,6 +83,8 @@ pub struct Verification {
     /// The verification script's raw stdout/stderr.
     pub stdout: String,
     pub stderr: String,
+    /// `rel path → text` of every file that was checked and compiled (read once, on the host).
+    pub sources: BTreeMap<String, String>,
 }
 
 /// Verifies candidate projects over any [`ComputeBackend`].
@@ -100,11 +103,13 @@ impl Verifier {
         }
     }
 
-    /// A verifier over the local Docker engine and `image`, networking disabled.
+    /// A verifier over the local Docker engine and `image`, networking disabled (feature
+    /// `docker`).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), atp_verify::VerifyError> {
-    /// use atp_verify::{LeanProject, Verifier};
+    /// use atp_lean::LeanProject;
+    /// use atp_verify::Verifier;
     /// let verifier = Verifier::docker("open-atp:latest");
     /// let candidate = LeanProject::open("my-proof")?;
     /// let original = LeanProject::open("my-task")?;
@@ -112,19 +117,11 @@ impl Verifier {
     /// println!("verified: {} ({})", v.report.verified, v.report.reason());
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "docker")]
     pub fn docker(image: &str) -> Self {
         let mut cfg = atp_docker::DockerConfig::for_image(image);
         cfg.network = NetworkMode::None;
         Self::new(Arc::new(atp_docker::DockerBackend::new(cfg)))
-    }
-
-    /// A verifier over Modal Sandboxes running the published image `config.image`, with the
-    /// credentials of the environment (`MODAL_TOKEN_ID`/`MODAL_TOKEN_SECRET` or `~/.modal.toml`).
-    /// The image's pins are read from its `ATP_*` environment, as Modal images carry them.
-    pub fn modal(config: atp_modal::ModalConfig) -> Result<Self, VerifyError> {
-        Ok(Self::new(Arc::new(atp_modal::ModalBackend::from_env(
-            config,
-        )?)))
     }
 
     /// Replace the options.
@@ -141,10 +138,11 @@ impl Verifier {
         &self.backend
     }
 
-    /// The image's pins: its `atp.*` labels, else the skeleton pins built into atp.
-    pub async fn image_pins(&self) -> Result<Pins, VerifyError> {
+    /// The image's pins: its `atp.*` labels, else the skeleton pins built into atp (flagged
+    /// [`atp_image::PinSource::SpecDefaults`]).
+    pub async fn image_pins(&self) -> Result<ImagePins, VerifyError> {
         let info = self.backend.image_info().await?;
-        Ok(Pins::from_labels(&info.labels).unwrap_or_else(Pins::builtin))
+        Ok(ImagePins::from_labels(&info.labels).unwrap_or_else(ImagePins::builtin))
     }
 
     /// Verify `candidate` (against `original` when given) in a fresh sandbox.
@@ -158,7 +156,7 @@ impl Verifier {
         original: Option<&LeanProject>,
     ) -> Result<Verification, VerifyError> {
         let pins = self.image_pins().await?;
-        candidate.check_compatible(&pins)?;
+        candidate.check_compatible(&pins.lean())?;
         let prepared = Prepared::new(candidate, original, &self.options)?;
         let fallback = prepared.clone();
         let started = tokio::time::Instant::now();
@@ -247,7 +245,7 @@ impl Verifier {
 
 /// Everything computed on the host before the sandbox runs.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub nonce: String,
     pub sources: BTreeMap<String, String>,
     pub probe_lines: BTreeMap<String, usize>,
@@ -308,7 +306,7 @@ impl Prepared {
 
 /// Whether a project-relative path is safe to splice into the verification script: no shell
 /// metacharacters, whitespace or `..` components (module names never need them).
-pub fn safe_rel_path(rel: &str) -> bool {
+pub(crate) fn safe_rel_path(rel: &str) -> bool {
     !rel.is_empty()
         && !rel.starts_with('/')
         && !rel.starts_with('-')
@@ -485,7 +483,7 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
     let mut any_sorry = violations.iter().any(|v| v.kind == ViolationKind::Sorry);
     for (rel, src) in &p.sources {
         let mut fr = FileReport {
-            sorry: crate::lexer::contains_sorry(src),
+            sorry: atp_lean::lexer::contains_sorry(src),
             ..Default::default()
         };
         let probe_line = p.probe_lines.get(rel).copied().unwrap_or(usize::MAX);
@@ -637,6 +635,7 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
         compile_log,
         stdout: String::new(),
         stderr: String::new(),
+        sources: p.sources.clone(),
     }
 }
 

@@ -10,12 +10,13 @@ use std::time::Duration;
 use atp_backend::{ComputeBackend, GcFilter, NetworkMode, RunId};
 use atp_docker::{DockerBackend, DockerConfig};
 use atp_verify::corpus;
-use atp_verify::project::skeleton_files;
-use atp_verify::{LeanProject, Verifier, VerifyOptions};
+
+use atp_lean::LeanProject;
+use atp_verify::{Verifier, VerifyOptions};
 
 fn materialize(dir: &Path, files: &BTreeMap<String, String>) -> LeanProject {
     std::fs::create_dir_all(dir).expect("mkdir");
-    for (name, text) in skeleton_files() {
+    for (name, text) in atp_image::Skeleton::builtin().files() {
         std::fs::write(dir.join(name), text).expect("skeleton");
     }
     for (rel, text) in files {

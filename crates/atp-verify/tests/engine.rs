@@ -14,9 +14,8 @@ use atp_backend::{
     SessionOptions,
 };
 use atp_docker::{DockerBackend, DockerConfig};
-use atp_verify::{
-    LeanProject, Status, Verification, Verifier, VerifyError, VerifyOptions, ViolationKind,
-};
+use atp_lean::LeanProject;
+use atp_verify::{Verification, Verifier, VerifyError, VerifyOptions, ViolationKind};
 
 const TEST_IMAGE: &str = "atp-test:latest";
 
@@ -305,15 +304,6 @@ async fn hanging_compile_times_out_and_leaves_nothing() {
         .violations
         .iter()
         .any(|x| x.kind == ViolationKind::Timeout));
-    let tmp = tempfile::tempdir().expect("tmp");
-    let r = atp_verify::write_result(
-        &atp_verify::RunLayout::new(tmp.path()),
-        None,
-        &Ok(v),
-        Duration::ZERO,
-    )
-    .expect("written");
-    assert_eq!(r.status, Status::Timeout);
 }
 
 #[tokio::test]

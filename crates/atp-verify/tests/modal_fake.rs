@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use atp_lean::LeanProject;
 use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
 use atp_modal_fake::{FakeModal, FakeOptions};
-use atp_verify::{LeanProject, Verifier, VerifyOptions, ViolationKind};
+use atp_verify::{Verifier, VerifyOptions, ViolationKind};
 
 fn fixture_copy(name: &str, into: &Path) -> LeanProject {
     let src: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,22 +4,51 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod auth_status;
 pub mod build_image;
 pub mod build_modal_image;
 pub mod doctor;
+pub mod examples;
 pub mod gc;
 pub mod image;
+pub mod prove;
+pub mod provers;
 pub mod verify;
 
-/// Flags every subcommand honours.
-#[derive(Debug, Clone, Copy)]
+/// Flags every subcommand honours, and the process-wide cancellation.
+#[derive(Debug, Clone)]
 pub struct Global {
     /// Print JSON instead of text.
     pub json: bool,
+    /// Cancelled by the first SIGINT/SIGTERM/SIGHUP: stop, clean up, write what you have.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// The exit code of a run with `status` — one convention for every command: 0 success, 1 the
+/// command ran and the answer is negative (unverified, timeout, a failed check), 2 an error
+/// prevented an answer (bad input, engine, image), 128+N interrupted by signal N (set by
+/// `main`).
+pub fn exit_for(status: atp_prover::Status) -> ExitCode {
+    use atp_prover::Status;
+    match status {
+        Status::Verified => ExitCode::SUCCESS,
+        Status::Unverified | Status::Timeout => ExitCode::from(1),
+        Status::Error => ExitCode::from(2),
+        // main replaces it with 128 + the signal's number.
+        Status::Cancelled => ExitCode::from(130),
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Prove a Lean project's `sorry`s with a prover in a sandbox, then verify the result.
+    Prove(Box<prove::Args>),
+    /// List the provers atp knows.
+    Provers(provers::Args),
+    /// Show which credential each prover would use and whether it is valid.
+    AuthStatus(auth_status::Args),
+    /// Write atp's bundled examples (bare .lean files and a lake project).
+    Examples(examples::Args),
     /// Check the engine and the sandbox image.
     Doctor(doctor::Args),
     /// Remove sandboxes left behind by atp runs (labelled `atp.managed=true`).
@@ -37,6 +66,10 @@ pub enum Command {
 /// Run a subcommand.
 pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Prove(args) => prove::run(*args, global).await,
+        Command::Provers(args) => provers::run(args, global).await,
+        Command::AuthStatus(args) => auth_status::run(args, global).await,
+        Command::Examples(args) => examples::run(args, global).await,
         Command::Doctor(args) => doctor::run(args, global).await,
         Command::Gc(args) => gc::run(args, global).await,
         Command::BuildImage(args) => build_image::run(args, global).await,
@@ -50,4 +83,30 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// A plain text table: a header row, then rows, columns padded to the widest cell.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
 }

@@ -9,10 +9,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use atp_backend::{NetworkMode, RunId};
-use atp_verify::{
-    stage_files, write_result, LeanProject, ProofResult, RunLayout, Status, Verifier, VerifyError,
-    VerifyOptions, VerifyPolicy,
-};
+use atp_lean::LeanProject;
+use atp_prover::{ProofResult, ProofTask, RunLayout, Status};
+use atp_verify::{Verifier, VerifyError, VerifyOptions, VerifyPolicy};
 
 use crate::backend::{self, BackendArgs};
 use crate::cmd::{print_json, Global};
@@ -61,73 +60,48 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("atp-runs").join(format!("verify-{}", run_id.short())));
     let layout = RunLayout::new(&out_dir);
-    let outcome = verify(&args, &layout, run_id).await;
-    let wd = layout.wd();
-    let root = wd.is_dir().then_some(wd.as_path());
-    let result = match write_result(&layout, root, &outcome, started.elapsed()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: cannot write results under {}: {e} — choose a writable --output",
-                out_dir.display()
-            );
-            return Ok(ExitCode::from(2));
-        }
+    // Ctrl-C/SIGTERM drop the verification: its sandbox's teardown guard removes the container.
+    let outcome = tokio::select! {
+        o = verify(&args, &layout, run_id.clone()) => Some(o),
+        _ = global.cancel.cancelled() => None,
     };
+    let mut result = match &outcome {
+        None => ProofResult::from_error(
+            "cancelled",
+            "interrupted before the verdict; the sandbox was removed",
+            run_id.as_str(),
+            &out_dir,
+        ),
+        Some(Ok(v)) => {
+            let mut r = ProofResult::from_verification(v, run_id.as_str(), &out_dir);
+            r.completed_files = v.sources.clone();
+            if let Err(e) = layout.write_verification(v) {
+                tracing::warn!("cannot write the verifier's logs: {e}");
+            }
+            r
+        }
+        Some(Err(e)) => ProofResult::from_error(e.kind(), e, run_id.as_str(), &out_dir),
+    };
+    if outcome.is_none() {
+        result.status = Status::Cancelled;
+    }
+    result.durations.total_s = atp_prover::secs(started.elapsed());
+    if let Err(e) = layout.write_result(&result) {
+        eprintln!(
+            "error: cannot write results under {}: {e} — choose a writable --output",
+            out_dir.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     if global.json {
         print_json(&result)?;
     } else {
         print!("{}", render(&result, &out_dir));
     }
-    if let Err(e) = &outcome {
-        eprintln!(
-            "error: {}",
-            e.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+    if let Some(Err(e)) = &outcome {
+        eprintln!("error: {}", atp_prover::one_line(&e.to_string()));
     }
-    Ok(match result.status {
-        Status::Verified => ExitCode::SUCCESS,
-        Status::Unverified | Status::Timeout => ExitCode::from(1),
-        Status::Error => ExitCode::from(2),
-    })
-}
-
-fn is_lean_file(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()) == Some("lean")
-}
-
-/// Open `inputs` as a project at `dest` (copying a directory, staging bare files).
-fn materialize(inputs: &[PathBuf], dest: &Path) -> Result<LeanProject, VerifyError> {
-    if inputs.len() == 1 && inputs[0].is_dir() {
-        let src = LeanProject::open(&inputs[0])?;
-        RunLayout::new(dest.parent().unwrap_or(Path::new(".")))
-            .save_candidate(src.root())
-            .map_err(|e| {
-                VerifyError::InvalidInput(format!(
-                    "{}: cannot copy the project: {e}",
-                    dest.display()
-                ))
-            })?;
-        return Ok(LeanProject::open(dest)?);
-    }
-    if let Some(d) = inputs.iter().find(|p| p.is_dir()) {
-        return Err(VerifyError::InvalidInput(format!(
-            "{}: pass either one project directory or .lean files, not both",
-            d.display()
-        )));
-    }
-    if let Some(bad) = inputs.iter().find(|p| !is_lean_file(p)) {
-        return Err(atp_verify::ProjectError::NotLeanFile { path: bad.clone() }.into());
-    }
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| {
-            VerifyError::InvalidInput(format!("{}: cannot clear: {e}", dest.display()))
-        })?;
-    }
-    Ok(stage_files(inputs, dest)?)
+    Ok(crate::cmd::exit_for(result.status))
 }
 
 async fn verify(
@@ -135,17 +109,34 @@ async fn verify(
     layout: &RunLayout,
     run_id: RunId,
 ) -> Result<atp_verify::Verification, VerifyError> {
-    std::fs::create_dir_all(layout.logs()).map_err(|e| {
+    layout.create().map_err(|e| {
         VerifyError::InvalidInput(format!("{}: cannot create: {e}", layout.logs().display()))
     })?;
-    let candidate = materialize(&args.inputs, &layout.wd())?;
-    let staged_original;
+    let wd = layout.wd();
+    if std::fs::symlink_metadata(&wd).is_ok() {
+        std::fs::remove_dir_all(&wd).map_err(|e| {
+            VerifyError::InvalidInput(format!("{}: cannot clear: {e}", wd.display()))
+        })?;
+    }
+    // One project directory is copied to OUT/wd; bare files are staged there.
+    let task = ProofTask::from_inputs(&args.inputs, &wd)?;
+    if task.project.root() != wd.as_path() {
+        atp_lean::walk::copy_project(task.project.root(), &wd).map_err(|e| {
+            VerifyError::InvalidInput(format!(
+                "{}: cannot copy the project: {e}",
+                task.project.root().display()
+            ))
+        })?;
+    }
+    let candidate = LeanProject::open(&wd)?;
+    let staged_original = layout.root.join(".original");
     let original = match &args.original {
         None => None,
-        Some(p) if p.is_dir() => Some(LeanProject::open(p)?),
         Some(p) => {
-            staged_original = tempdir_in(&layout.root)?;
-            Some(stage_files(std::slice::from_ref(p), &staged_original)?)
+            if std::fs::symlink_metadata(&staged_original).is_ok() {
+                let _ = std::fs::remove_dir_all(&staged_original);
+            }
+            Some(ProofTask::from_inputs(std::slice::from_ref(p), &staged_original)?.project)
         }
     };
     let mut spec = args.backend.spec();
@@ -167,29 +158,14 @@ async fn verify(
         ..Default::default()
     });
     let out = verifier.verify(&candidate, original.as_ref()).await;
-    if args.original.as_ref().is_some_and(|p| !p.is_dir()) {
-        let _ = std::fs::remove_dir_all(layout.root.join(".original"));
-    }
+    let _ = std::fs::remove_dir_all(&staged_original);
     out
-}
-
-fn tempdir_in(root: &Path) -> Result<PathBuf, VerifyError> {
-    let d = root.join(".original");
-    if d.exists() {
-        let _ = std::fs::remove_dir_all(&d);
-    }
-    Ok(d)
 }
 
 /// The human summary.
 pub fn render(r: &ProofResult, out_dir: &Path) -> String {
     let mut s = String::new();
-    let status = match r.status {
-        Status::Verified => "VERIFIED",
-        Status::Unverified => "UNVERIFIED",
-        Status::Timeout => "TIMEOUT",
-        Status::Error => "ERROR",
-    };
+    let status = r.status.as_str().to_uppercase();
     match &r.verification {
         Some(v) => {
             s.push_str(&format!(
@@ -286,17 +262,9 @@ mod tests {
             "statement of `t` changed: original `: 1 = 1`, candidate `: True`",
         ));
         report.finalize();
-        ProofResult {
-            status: Status::Unverified,
-            prover: None,
-            verification: Some(report),
-            output_dir: "out".into(),
-            completed_files: Default::default(),
-            cost_usd: None,
-            duration_s: 1.3,
-            metadata: Default::default(),
-            error: None,
-        }
+        let mut r = ProofResult::new(Status::Unverified, "run-1", Path::new("out"));
+        r.verification = Some(report);
+        r
     }
 
     #[test]
@@ -316,10 +284,10 @@ mod tests {
         let mut r = result();
         r.status = Status::Error;
         r.verification = None;
-        r.error = Some(atp_verify::result::ErrorInfo {
-            kind: "toolchain_mismatch".into(),
-            message: "project toolchain `a` differs from the image's `b`".into(),
-        });
+        r.error = Some(atp_prover::ErrorInfo::new(
+            "toolchain_mismatch",
+            "project toolchain `a` differs from the image's `b`",
+        ));
         insta::assert_snapshot!(render(&r, Path::new("out")), @r"
         ERROR — toolchain_mismatch: project toolchain `a` differs from the image's `b`
         output: out (logs/result.json, logs/compile.log)

@@ -277,7 +277,7 @@ fn unsafe_file_names_are_rejected() {
         "theorem a : True := trivial",
     )
     .expect("w");
-    let p = crate::LeanProject::open(d.path()).expect("opens");
+    let p = atp_lean::LeanProject::open(d.path()).expect("opens");
     let e = Prepared::new(&p, None, &VerifyOptions::default()).expect_err("refused");
     assert_eq!(e.kind(), "invalid_input");
     assert!(e.to_string().contains("rename it"), "{e}");
@@ -321,7 +321,7 @@ impl ComputeBackend for NeverProvisions {
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_backend_yields_a_timeout_verdict_not_a_hang() {
-    let project = crate::LeanProject::open(
+    let project = atp_lean::LeanProject::open(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/clean"),
     )
     .expect("fixture");

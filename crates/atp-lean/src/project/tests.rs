@@ -13,7 +13,8 @@ fn opens_fixture_and_reads_pins() {
     assert_eq!(p.mathlib_rev().expect("rev").as_deref(), Some("v4.28.0"));
     assert_eq!(p.lean_files().expect("files"), vec!["Fixture.lean"]);
     assert!(p.files_with_sorry().expect("sorry").is_empty());
-    p.check_compatible(&Pins::builtin()).expect("compatible");
+    p.check_compatible(&LeanPins::builtin())
+        .expect("compatible");
 }
 
 #[test]
@@ -37,13 +38,13 @@ fn sorry_files_are_found_by_token() {
 fn compatibility_gate_names_the_mismatch() {
     let e = LeanProject::open(fixture("mismatched_toolchain"))
         .expect("opens")
-        .check_compatible(&Pins::builtin())
+        .check_compatible(&LeanPins::builtin())
         .expect_err("toolchain differs");
     assert_eq!(e.kind(), "toolchain_mismatch");
     assert!(e.to_string().contains("v4.27.0"), "{e}");
     let e = LeanProject::open(fixture("mismatched_mathlib"))
         .expect("opens")
-        .check_compatible(&Pins::builtin())
+        .check_compatible(&LeanPins::builtin())
         .expect_err("mathlib differs");
     assert_eq!(e.kind(), "mathlib_rev_mismatch");
 }
@@ -95,31 +96,17 @@ fn stage_files_builds_a_project_and_rejects_non_lean() {
     assert_eq!(p.lean_files().expect("files"), vec!["A.lean"]);
     assert_eq!(
         p.lean_toolchain().expect("tc"),
-        Pins::builtin().lean_toolchain
+        LeanPins::builtin().lean_toolchain
     );
     let txt = d.path().join("notes.txt");
     std::fs::write(&txt, "x").expect("w");
     let e = stage_files(&[txt], &d.path().join("s2")).expect_err("txt rejected");
     assert_eq!(e.kind(), "not_lean_file");
-    let task = ProofTask::new(p);
-    assert_eq!(task.target_files().expect("targets"), vec!["A.lean"]);
 }
 
 #[test]
-fn pins_from_image_labels() {
-    let labels: BTreeMap<String, String> = [
-        (
-            LABEL_LEAN_TOOLCHAIN.to_string(),
-            "leanprover/lean4:v4.28.0".to_string(),
-        ),
-        (LABEL_MATHLIB_REV.to_string(), "v4.28.0".to_string()),
-    ]
-    .into();
-    assert_eq!(Pins::from_labels(&labels), Some(Pins::builtin()));
-    assert_eq!(Pins::from_labels(&BTreeMap::new()), None);
+fn builtin_pins_are_the_skeleton_directorys() {
     let skeleton = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/lean");
-    assert_eq!(
-        Pins::builtin(),
-        Pins::from_skeleton(&skeleton).expect("skeleton")
-    );
+    let dir = atp_image::Skeleton::from_dir(&skeleton).expect("skeleton");
+    assert_eq!(LeanPins::builtin(), dir.pins().expect("pins"));
 }

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use atp_image::{LeanPins, Skeleton};
 
 use crate::lexer::contains_sorry;
 
 /// Errors about a project on the host. Each message says what, where, and the remedy.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
+    #[error("no such file or directory: {}", path.display())]
+    NotFound { path: PathBuf },
     #[error("{path}: not a directory — pass a lake project directory or .lean files")]
     NotADirectory { path: PathBuf },
     #[error("{root}: no lakefile.toml or lakefile.lean — a lake project needs one (or pass bare .lean files to stage them into the image's skeleton)")]
@@ -38,6 +40,7 @@ impl ProjectError {
     /// Short machine-readable name.
     pub fn kind(&self) -> &'static str {
         match self {
+            ProjectError::NotFound { .. } => "not_found",
             ProjectError::NotADirectory { .. } => "not_a_directory",
             ProjectError::MissingLakefile { .. } => "missing_lakefile",
             ProjectError::MissingToolchain { .. } => "missing_toolchain",
@@ -69,6 +72,9 @@ impl LeanProject {
     /// Open a project; fails when the lakefile or the toolchain file is missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, ProjectError> {
         let root = root.into();
+        if std::fs::symlink_metadata(&root).is_err() {
+            return Err(ProjectError::NotFound { path: root });
+        }
         if !root.is_dir() {
             return Err(ProjectError::NotADirectory { path: root });
         }
@@ -160,13 +166,18 @@ impl LeanProject {
         Ok(None)
     }
 
-    /// Project-relative paths of all `.lean` files, sorted, excluding `.lake/`, hidden dirs and
-    /// the root `lakefile.lean` (build configuration, not a proof source).
+    /// Project-relative paths of all `.lean` files, sorted: the regular `.lean` files of
+    /// [`crate::walk`]'s project rule (no hidden entries, links not followed) except the root
+    /// `lakefile.lean` (build configuration, not a proof source).
     pub fn lean_files(&self) -> Result<Vec<String>, ProjectError> {
-        let mut out = Vec::new();
-        walk(&self.root, &self.root, &mut out)?;
-        out.sort();
-        Ok(out)
+        let entries = crate::walk::walk(&self.root).map_err(io(&self.root))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| {
+                e.kind == crate::walk::EntryKind::File && crate::walk::is_lean_source(&e.rel)
+            })
+            .map(|e| e.rel)
+            .collect())
     }
 
     /// Files containing a `sorry` token (not in comments or strings).
@@ -191,7 +202,7 @@ impl LeanProject {
     }
 
     /// The compatibility gate: the project's pins must equal the image's.
-    pub fn check_compatible(&self, image: &Pins) -> Result<(), ProjectError> {
+    pub fn check_compatible(&self, image: &LeanPins) -> Result<(), ProjectError> {
         let tc = self.lean_toolchain()?;
         if tc != image.lean_toolchain {
             return Err(ProjectError::ToolchainMismatch {
@@ -211,120 +222,25 @@ impl LeanProject {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ProjectError> {
-    let rd = std::fs::read_dir(dir).map_err(io(dir))?;
-    for entry in rd {
-        let entry = entry.map_err(io(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue; // .lake, .git, .atp-* …
-        }
-        let path = entry.path();
-        let ft = entry.file_type().map_err(io(&path))?;
-        if ft.is_dir() {
-            walk(root, &path, out)?;
-        } else if ft.is_file()
-            && name.ends_with(".lean")
-            && !(dir == root && name == "lakefile.lean")
-        {
-            if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The compatibility pins of an image (or skeleton).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pins {
-    pub lean_toolchain: String,
-    pub mathlib_rev: String,
-}
-
-pub use atp_image::{LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV};
-
-impl Pins {
-    /// The pins from image labels (`atp.lean-toolchain`, `atp.mathlib-rev`, read by
-    /// [`atp_image::ImagePins::from_labels`]); `None` unless both are present.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Pins> {
-        atp_image::ImagePins::from_labels(labels).map(|p| Pins {
-            lean_toolchain: p.lean_toolchain,
-            mathlib_rev: p.mathlib_rev,
-        })
-    }
-
-    /// The pins of a skeleton directory (`lean-toolchain` + the lakefile's Mathlib `rev`).
-    pub fn from_skeleton(dir: &Path) -> Result<Pins, ProjectError> {
-        let p = LeanProject::open(dir)?;
-        Ok(Pins {
-            lean_toolchain: p.lean_toolchain()?,
-            mathlib_rev: p.mathlib_rev()?.ok_or_else(|| ProjectError::BadFile {
-                path: dir.join("lakefile.toml"),
-                message: "the skeleton does not pin Mathlib — add a `[[require]]` named mathlib with a `rev`".into(),
-            })?,
-        })
-    }
-
-    /// The skeleton pins compiled into atp (`images/lean/`), the fallback for unlabelled images.
-    pub fn builtin() -> Pins {
-        let tc = include_str!("../../../images/lean/lean-toolchain")
-            .trim()
-            .to_string();
-        let lf = include_str!("../../../images/lean/lakefile.toml");
-        let rev = toml::from_str::<toml::Table>(lf)
-            .ok()
-            .and_then(|t| {
-                t.get("require")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|r| r.as_table())
-                    .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))?
-                    .get("rev")?
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        Pins {
-            lean_toolchain: tc,
-            mathlib_rev: rev,
-        }
-    }
-}
-
-/// The skeleton files compiled into atp (from `images/lean/`).
-pub fn skeleton_files() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (
-            "lakefile.toml",
-            include_str!("../../../images/lean/lakefile.toml"),
-        ),
-        (
-            "lean-toolchain",
-            include_str!("../../../images/lean/lean-toolchain"),
-        ),
-    ]
-}
-
 /// Stage bare `.lean` files into `dest` as a lake project built from the image skeleton.
 ///
 /// Files keep their base names; non-`.lean` input and duplicate names are rejected.
 pub fn stage_files(files: &[PathBuf], dest: &Path) -> Result<LeanProject, ProjectError> {
     for f in files {
+        if std::fs::symlink_metadata(f).is_err() {
+            return Err(ProjectError::NotFound { path: f.clone() });
+        }
         if f.extension().and_then(|e| e.to_str()) != Some("lean") {
             return Err(ProjectError::NotLeanFile { path: f.clone() });
         }
         if !f.is_file() {
-            return Err(ProjectError::Io {
-                path: f.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+            return Err(ProjectError::NotFound { path: f.clone() });
         }
     }
     std::fs::create_dir_all(dest).map_err(io(dest))?;
-    for (name, text) in skeleton_files() {
+    for (name, bytes) in Skeleton::builtin().files() {
         let p = dest.join(name);
-        std::fs::write(&p, text).map_err(io(&p))?;
+        std::fs::write(&p, bytes).map_err(io(&p))?;
     }
     let mut seen = std::collections::BTreeSet::new();
     for f in files {
@@ -339,44 +255,6 @@ pub fn stage_files(files: &[PathBuf], dest: &Path) -> Result<LeanProject, Projec
         std::fs::copy(f, &to).map_err(io(f))?;
     }
     LeanProject::open(dest)
-}
-
-/// A proof task: a project, optionally which files are the targets, and what to tell a prover.
-#[derive(Debug, Clone)]
-pub struct ProofTask {
-    pub name: String,
-    pub project: LeanProject,
-    /// Target files (project-relative); empty means every `.lean` file.
-    pub targets: Vec<String>,
-    pub user_prompt: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl ProofTask {
-    /// A task over a whole project, named after its directory.
-    pub fn new(project: LeanProject) -> Self {
-        let name = project
-            .root()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "task".into());
-        ProofTask {
-            name,
-            project,
-            targets: Vec::new(),
-            user_prompt: None,
-            metadata: BTreeMap::new(),
-        }
-    }
-
-    /// The files to prove: the targets, or every `.lean` file.
-    pub fn target_files(&self) -> Result<Vec<String>, ProjectError> {
-        if self.targets.is_empty() {
-            self.project.lean_files()
-        } else {
-            Ok(self.targets.clone())
-        }
-    }
 }
 
 #[cfg(test)]

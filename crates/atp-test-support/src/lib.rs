@@ -1,0 +1,125 @@
+//! Test support shared by atp's integration tests (a dev-dependency only; never shipped).
+//!
+//! - The **engine gate**: [`docker`] gives a backend on the test image, or `None` after a loud
+//!   `!!! SKIPPED` line on stderr when no engine or image is there — unless
+//!   `ATP_REQUIRE_DOCKER=1`, when the test fails instead. [`skip`] is the same rule for any
+//!   other missing prerequisite.
+//! - The **test images**: [`test_image`] (`ATP_TEST_IMAGE`, default `atp-test:latest`, built by
+//!   `cargo xtask test-image`) and [`agents_image`] (`ATP_AGENTS_IMAGE`, default
+//!   `atp-agents-test:latest`, built by `cargo xtask agents-image`).
+//! - [`fixture`]: the repository's `fixtures/` directory; [`count_managed`]: containers of a run
+//!   counted by a raw engine query, independent of the backend's own `gc`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use atp_backend::layout::{LABEL_MANAGED, LABEL_RUN_ID};
+use atp_backend::{ComputeBackend, NetworkMode, RunId};
+use atp_docker::{DockerBackend, DockerConfig};
+
+/// Whether missing prerequisites must fail tests (`ATP_REQUIRE_DOCKER=1`, set by CI).
+pub fn required() -> bool {
+    std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
+}
+
+/// The stand-in test image.
+pub fn test_image() -> String {
+    std::env::var("ATP_TEST_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "atp-test:latest".into())
+}
+
+/// The agents test image (the test image plus the real agent CLIs).
+pub fn agents_image() -> String {
+    std::env::var("ATP_AGENTS_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "atp-agents-test:latest".into())
+}
+
+/// Report a missing prerequisite: panic under `ATP_REQUIRE_DOCKER=1`, else print a loud skip
+/// line straight to stderr (the harness captures `eprintln!` of passing tests).
+pub fn skip(test: &str, why: &str) {
+    if required() {
+        panic!("{test}: ATP_REQUIRE_DOCKER=1 but: {why}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED {test}: {why}\n!!! (set ATP_REQUIRE_DOCKER=1 to make this a failure)\n"
+    );
+}
+
+/// A Docker backend on `image` with networking disabled, or `None` (after [`skip`]) when the
+/// engine or the image is missing.
+pub async fn docker_with(test: &str, image: &str, network: NetworkMode) -> Option<DockerBackend> {
+    let b = DockerBackend::new(DockerConfig {
+        network,
+        ..DockerConfig::for_image(image)
+    });
+    let problem = match b.health().await {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => b.image_info().await.err().map(|e| e.to_string()),
+    };
+    match problem {
+        None => Some(b),
+        Some(p) => {
+            skip(test, &format!("needs a Docker engine and {image}: {p}"));
+            None
+        }
+    }
+}
+
+/// A network-less Docker backend on [`test_image`], or `None` after [`skip`].
+pub async fn docker(test: &str) -> Option<DockerBackend> {
+    docker_with(test, &test_image(), NetworkMode::None).await
+}
+
+/// The repository's `fixtures/NAME`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Containers (any state) labelled `atp.managed=true` and `atp.run-id=RUN`, counted with a raw
+/// engine query; `None` counts every managed container.
+pub async fn count_managed(run: Option<&str>) -> usize {
+    let docker = bollard::Docker::connect_with_defaults().expect("engine client");
+    let mut labels = vec![format!("{LABEL_MANAGED}=true")];
+    if let Some(r) = run {
+        labels.push(format!("{LABEL_RUN_ID}={r}"));
+    }
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([("label", labels)]);
+    docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("list containers")
+        .len()
+}
+
+/// Assert that run `run` left no container behind.
+pub async fn assert_no_leak(run: &RunId) {
+    assert_eq!(
+        count_managed(Some(run.as_str())).await,
+        0,
+        "containers of run {run} leaked"
+    );
+}
+
+/// The backend as a trait object.
+pub fn dyn_backend(b: &DockerBackend) -> &dyn ComputeBackend {
+    b
+}
