@@ -128,8 +128,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `registries` (30 s per request, 10 s to connect, no retries).
+    /// A resolver for `registries` (30 s per request, 10 s to connect, no retries). Installs
+    /// rustls' ring provider as the process default unless one is installed already (reqwest is
+    /// built without a provider of its own, as tonic's TLS is).
     pub fn new(registries: Registries) -> Result<Self, LockError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let base = |url: &str, flag| {
             let url = url.trim().trim_end_matches('/').to_string();
             if url.starts_with("http://") || url.starts_with("https://") {

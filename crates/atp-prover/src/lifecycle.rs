@@ -355,6 +355,7 @@ impl Phases<'_> {
             }
         };
         result.durations.generation_s = secs(gen_started.elapsed());
+        self.phase("collecting");
         self.record_generation(result, &gen);
 
         // 6. The prover's sandbox goes away before anything in the workdir is read.
