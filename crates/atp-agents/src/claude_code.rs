@@ -212,6 +212,10 @@ impl Harness for ClaudeCode {
     fn parser(&self) -> Box<dyn StreamParser> {
         Box::new(ClaudeParser::default())
     }
+
+    fn version_command(&self) -> Option<String> {
+        Some("claude --version".into())
+    }
 }
 
 /// Parser of Claude Code's `stream-json` output.

@@ -373,3 +373,118 @@ async fn sigterm_mid_generation_cancels_cleans_up_and_writes_the_result() {
     )
     .await;
 }
+
+/// Tag `tag` as the test image plus one label (a distinct image id per `n`).
+fn derived_image(tag: &str, n: u32) -> bool {
+    use std::io::Write as _;
+    let mut child = match Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => return false,
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "FROM {}\nLABEL atp.rerun-test={n}", test_image());
+    }
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+#[tokio::test]
+async fn rerun_repeats_the_recorded_run_and_refuses_a_changed_image() {
+    let test = "rerun_repeats_the_recorded_run_and_refuses_a_changed_image";
+    if !engine_ready(test) {
+        return;
+    }
+    let tag = format!("atp-rerun-test:{}", uuid_like());
+    if !derived_image(&tag, 1) {
+        skip(test, "needs the docker CLI to derive a test image");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let first = tmp.path().join("first");
+    let o = atp(
+        &[
+            "prove",
+            fixture("tactics_closable").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--tactic",
+            "omega",
+            "--tactic",
+            "simp",
+            "--tactic",
+            "decide",
+            "--image",
+            &tag,
+            "--network",
+            "none",
+            "--prompt",
+            "unused by tactics, recorded anyway",
+            "--output",
+            first.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = tmp.path().join("second");
+    let o = atp(
+        &[
+            "rerun",
+            first.to_str().expect("utf8"),
+            "--output",
+            second.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (a, b) = (result(&first), result(&second));
+    for key in ["prover", "image", "status", "completed_files"] {
+        assert_eq!(
+            a[key], b[key],
+            "{key} differs between the run and its rerun"
+        );
+    }
+    assert_eq!(a["provenance"]["task_hash"], b["provenance"]["task_hash"]);
+    assert_eq!(
+        a["provenance"]["agent_version"],
+        b["provenance"]["agent_version"]
+    );
+    assert!(a["provenance"]["agent_version"]
+        .as_str()
+        .is_some_and(|v| v.contains("stand-in")));
+    let (mut ia, mut ib) = (
+        a["provenance"]["invocation"].clone(),
+        b["provenance"]["invocation"].clone(),
+    );
+    assert_eq!(ia["args"]["prompt"], "unused by tactics, recorded anyway");
+    ia["args"]["inputs"] = serde_json::Value::Null;
+    ib["args"]["inputs"] = serde_json::Value::Null;
+    ib["args"]["no_build"] = ia["args"]["no_build"].clone();
+    assert_eq!(ia, ib, "the rerun used the recorded configuration");
+    assert_ne!(a["run_id"], b["run_id"]);
+
+    // The image under the same name changes: the rerun is refused, naming the difference.
+    assert!(derived_image(&tag, 2));
+    let o = atp(
+        &[
+            "rerun",
+            first.to_str().expect("utf8"),
+            "--output",
+            tmp.path().join("third").to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is not the one the run used: it was"), "{err}");
+    assert!(!tmp.path().join("third").exists());
+}
