@@ -488,3 +488,52 @@ async fn rerun_repeats_the_recorded_run_and_refuses_a_changed_image() {
     assert!(err.contains("is not the one the run used: it was"), "{err}");
     assert!(!tmp.path().join("third").exists());
 }
+
+#[test]
+fn bad_input_names_what_the_user_typed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let o = atp(
+        &[
+            "verify",
+            "/nonexistent",
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "error: no such file or directory: /nonexistent"
+    );
+    assert_eq!(result(&out)["error"]["kind"], "not_found");
+    // A broken project file is named at the user's path, not at the copy under OUT/wd.
+    if !engine_ready("bad_input_names_what_the_user_typed") {
+        return;
+    }
+    let task = tmp.path().join("task");
+    atp_lean::walk::copy_project(&fixture("original"), &task).expect("copy");
+    std::fs::write(task.join("lean-toolchain"), "two words\n").expect("w");
+    let out2 = tmp.path().join("out2");
+    let o = atp(
+        &[
+            "verify",
+            task.to_str().expect("utf8"),
+            "--image",
+            &test_image(),
+            "--output",
+            out2.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}", task.join("lean-toolchain").display())),
+        "{err}"
+    );
+    assert!(!err.contains("/wd/"), "{err}");
+}
