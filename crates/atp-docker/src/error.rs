@@ -10,10 +10,13 @@ pub(crate) const BACKEND: &str = "docker";
 pub const ENGINE_REMEDY: &str =
     "start the daemon: `sudo systemctl start docker` or `dockerd &`; or set DOCKER_HOST";
 
-/// The command that builds `image` (the test image has its own builder).
+/// The command that builds `image` (the test images have their own builders).
 pub fn image_remedy(image: &str) -> String {
-    if image.starts_with("atp-test:") || image == "atp-test" {
+    let repo = image.split(':').next().unwrap_or(image);
+    if repo == "atp-test" {
         "cargo xtask test-image".to_string()
+    } else if repo == "atp-agents-test" {
+        "cargo xtask agents-image".to_string()
     } else {
         "cargo xtask build-docker-image".to_string()
     }
@@ -90,6 +93,11 @@ mod tests {
     #[test]
     fn remedies_name_the_right_builder() {
         assert_eq!(image_remedy("atp-test:latest"), "cargo xtask test-image");
+        assert_eq!(image_remedy("atp-test"), "cargo xtask test-image");
+        assert_eq!(
+            image_remedy("atp-agents-test:latest"),
+            "cargo xtask agents-image"
+        );
         assert_eq!(
             image_remedy("open-atp:latest"),
             "cargo xtask build-docker-image"

@@ -2,6 +2,8 @@
 //!
 //! Every test uses its own run id and ends by asserting that no container of that run is left.
 
+#[path = "engine/agents_image.rs"]
+mod agents_image;
 mod common;
 
 use std::collections::BTreeMap;

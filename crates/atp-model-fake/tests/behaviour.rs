@@ -111,6 +111,7 @@ async fn hang_keeps_the_request_open_until_the_client_gives_up() {
         .await
         .expect("start");
     let started = std::time::Instant::now();
+    crate::common::tls();
     let err = reqwest::Client::builder()
         .timeout(Duration::from_millis(400))
         .build()

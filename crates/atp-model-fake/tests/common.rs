@@ -4,7 +4,13 @@ use serde_json::{json, Value};
 
 pub use atp_model_fake::{ModelFake, Script, Turn, Usage};
 
+/// reqwest's TLS needs a process-wide crypto provider (atp uses ring).
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn client() -> reqwest::Client {
+    tls();
     reqwest::Client::builder()
         .no_proxy()
         .build()
