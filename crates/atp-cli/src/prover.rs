@@ -71,7 +71,7 @@ pub fn known() -> String {
 }
 
 /// The flags that configure a prover.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, Serialize, serde::Deserialize)]
 pub struct ProverArgs {
     /// The prover (see `atp provers`).
     #[arg(long, short = 'p', value_name = "NAME", default_value = "claude")]
@@ -100,11 +100,13 @@ pub struct ProverArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub attempt_timeout: u64,
     #[command(flatten)]
+    #[serde(default)]
     pub hosted: HostedArgs,
 }
 
 /// Flags of the provers that run on the host (`aristotle`, `sample`).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HostedArgs {
     /// `aristotle`: seconds between two status polls of the hosted task.
     #[arg(long, value_name = "SECS", default_value_t = 15.0)]
@@ -181,7 +183,10 @@ impl Default for HostedArgs {
 }
 
 /// `--splice`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum SpliceArg {
     /// The answer's code block is the whole file.
     #[default]

@@ -173,15 +173,16 @@ impl wiremock::Respond for Steps {
 async fn prove_aristotle(server: &MockServer, extra: &[&str], out: &Path, run: &str) -> Output {
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = server.uri();
+    let (task, image) = (fixture("original"), test_image());
     let mut args = vec![
         "prove",
-        fixture("original").to_str().expect("utf8"),
+        task.to_str().expect("utf8"),
         "--prover",
         "aristotle",
         "--poll-interval",
         "0.1",
         "--image",
-        &test_image(),
+        &image,
         "--network",
         "none",
         "--run-id",

@@ -111,8 +111,9 @@ async fn rate_limits_and_server_errors_are_retried_with_backoff() {
             .expect("fake");
         let c = client(&fake, false);
         let started = Instant::now();
+        let (params, prompt) = (sampling(), [Message::user("p")]);
         let (answer, ()) = tokio::join!(
-            c.complete(&sampling(), &[Message::user("p")], 1, None, soon()),
+            c.complete(&params, &prompt, 1, None, soon()),
             switch_after_first(&fake, policy::sample(["done"]))
         );
         let answer = answer.expect("retried");
@@ -135,8 +136,9 @@ async fn a_connection_cut_mid_answer_is_retried_streamed_or_not() {
             .await
             .expect("fake");
         let c = client(&fake, stream);
+        let (params, prompt) = (sampling(), [Message::user("p")]);
         let (answer, ()) = tokio::join!(
-            c.complete(&sampling(), &[Message::user("p")], 1, None, soon()),
+            c.complete(&params, &prompt, 1, None, soon()),
             switch_after_first(&fake, policy::sample(["whole"]))
         );
         assert_eq!(
