@@ -90,7 +90,7 @@ impl Prover for SampleProver {
     async fn generate(&self, cx: GenerateContext<'_>) -> Generation {
         match Run::setup(self, &cx) {
             Ok(run) => run.go(&cx).await,
-            Err(g) => g,
+            Err(g) => *g,
         }
     }
 }
@@ -151,6 +151,12 @@ struct SampleRecord {
     candidate: Option<PathBuf>,
 }
 
+/// One round-0 request whose answers up to `per_request` samples share.
+type SharedRequest = OnceCell<Result<Vec<Answer>, ReqError>>;
+
+/// The answers of one file: the whole-file code, else the per-declaration codes.
+type FileCodes<'c> = (Option<&'c str>, Vec<(&'c crate::splice::DeclRef, &'c str)>);
+
 struct Run<'a> {
     cfg: &'a SampleConfig,
     model: String,
@@ -166,7 +172,7 @@ struct Run<'a> {
     serial: bool,
     instructions: Option<String>,
     /// `[unit][batch]`: the round-0 request shared by up to `per_request` samples.
-    batches: Vec<Vec<OnceCell<Result<Vec<Answer>, ReqError>>>>,
+    batches: Vec<Vec<SharedRequest>>,
     requests: Semaphore,
     stop: CancellationToken,
     fatal: Mutex<Option<(String, String)>>,
@@ -215,23 +221,20 @@ pub fn pass_at(n: u64, c: u64, j: u64) -> f64 {
 }
 
 impl<'a> Run<'a> {
-    fn setup(p: &'a SampleProver, cx: &'a GenerateContext<'_>) -> Result<Run<'a>, Generation> {
+    fn setup(p: &'a SampleProver, cx: &'a GenerateContext<'_>) -> Result<Run<'a>, Box<Generation>> {
+        fn fail(kind: &str, e: impl std::fmt::Display) -> Box<Generation> {
+            Box::new(Generation::failed(kind, e))
+        }
         let cfg = &p.config;
-        cfg.validate()
-            .map_err(|e| Generation::failed("invalid_input", e))?;
+        cfg.validate().map_err(|e| fail("invalid_input", e))?;
         let model = cfg.model.clone().unwrap_or_default();
         let key = p.env.get(cfg.key_var()).map(ApiKey::new);
         let client = ChatClient::new(cfg.api_base(), key, cfg.client.clone())
-            .map_err(|e| Generation::failed("invalid_input", e))?;
+            .map_err(|e| fail("invalid_input", e))?;
         let task_dir = cx.layout.task();
-        let original = LeanProject::open(&task_dir).map_err(|e| Generation::failed(e.kind(), e))?;
-        let all = original
-            .sources()
-            .map_err(|e| Generation::failed(e.kind(), e))?;
-        let targets = cx
-            .task
-            .target_files()
-            .map_err(|e| Generation::failed(e.kind(), e))?;
+        let original = LeanProject::open(&task_dir).map_err(|e| fail(e.kind(), e))?;
+        let all = original.sources().map_err(|e| fail(e.kind(), e))?;
+        let targets = cx.task.target_files().map_err(|e| fail(e.kind(), e))?;
         let sources: BTreeMap<String, String> = all
             .iter()
             .filter(|(k, _)| targets.contains(k))
@@ -630,8 +633,7 @@ impl<'a> Run<'a> {
         let project = dir.join("project");
         atp_lean::walk::copy_project(&self.task_dir, &project)
             .map_err(|e| format!("copying the task: {e}"))?;
-        let mut files: BTreeMap<&str, (Option<&str>, Vec<(&crate::splice::DeclRef, &str)>)> =
-            BTreeMap::new();
+        let mut files: BTreeMap<&str, FileCodes<'_>> = BTreeMap::new();
         for (u, unit) in self.units.iter().enumerate() {
             let e = files.entry(unit.file.as_str()).or_default();
             match &unit.decl {

@@ -355,12 +355,16 @@ async fn a_truncated_answer_is_a_failed_sample_with_a_reason() {
 
 #[tokio::test]
 async fn stop_on_first_stops_at_the_first_verified_sample() {
-    let script = policy::sample([answer(HONEST)]);
+    // A slow model (streamed, 0.4 s between events: seconds per answer), so that the first
+    // candidate is verified while later answers are still being generated.
+    let mut script = policy::sample([answer(HONEST)]);
+    script.event_delay_ms = 400;
     let Some(r) = run(
         "stop_on_first_stops_at_the_first_verified_sample",
         script,
         |c| {
             c.samples = 6;
+            c.client.stream = true;
             c.concurrency = 1;
             c.batch_workers = 1;
             c.stop_on_first = true;
