@@ -266,6 +266,92 @@ async fn aristotle_on_timeout_cancels_the_remote_task_and_says_so() {
 }
 
 #[tokio::test]
+async fn aristotle_on_ctrl_c_cancels_the_remote_task_and_says_so() {
+    if !engine_ready("aristotle_on_ctrl_c_cancels_the_remote_task_and_says_so").await {
+        return;
+    }
+    let server = aristotle(&["IN_PROGRESS"], false).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let run = run_id();
+    let (task, image, uri) = (fixture("original"), test_image(), server.uri());
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"));
+    c.args([
+        "prove",
+        task.to_str().expect("utf8"),
+        "--prover",
+        "aristotle",
+        "--poll-interval",
+        "0.1",
+        "--image",
+        &image,
+        "--network",
+        "none",
+        "--run-id",
+        &run,
+        "--output",
+        out.to_str().expect("utf8"),
+    ])
+    .current_dir(tmp.path())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    for v in CLEARED {
+        c.env_remove(v);
+    }
+    c.env("XDG_CONFIG_HOME", tmp.path().join(".config"))
+        .env("ARISTOTLE_WEB_URL", &uri)
+        .env("ARISTOTLE_API_KEY", KEY);
+    let child = c.spawn().expect("atp starts");
+    // Wait until the remote task is being polled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let polled = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|q| q.url.path() == "/api/v3/task/t-9")
+            .count();
+        if polled >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task was never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let o = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("atp exits after Ctrl-C")
+        .expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let r = result(&out);
+    assert_eq!(r["status"], "cancelled", "{r}");
+    assert_eq!(
+        r["metadata"]["remote_cancel"],
+        json!({"attempted": true, "landed": true, "status": "CANCELED"}),
+        "{r}"
+    );
+    let cancels = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|q| q.url.path() == "/api/v3/task/t-9/cancel")
+        .count();
+    assert_eq!(cancels, 1);
+    assert!(!all_text(&out).contains(KEY));
+    assert_eq!(count_managed(Some(&run)).await, 0);
+}
+
+#[tokio::test]
 async fn aristotle_without_a_key_is_one_line_before_anything_exists() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
