@@ -2,7 +2,10 @@
 //! of one task verified in ONE sandbox with 1, 2 and 4 workers, against k separate
 //! verifications (one fresh sandbox each, as a naive pass@k loop would do), on the stand-in
 //! `lake` with a fixed per-file compile delay. Wall times include creating and removing the
-//! sandboxes.
+//! sandboxes. A separate verification opens two sandboxes (build and check); a batch opens one
+//! build sandbox for all candidates and, per candidate, the fresh check sandbox the verifier's
+//! trust model requires — so the batch saves k − 1 sandbox starts and the per-candidate set-up,
+//! not the checks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -146,5 +149,10 @@ async fn bench(args: Args) -> Result<()> {
         );
     }
     println!("(wall = everything, sandbox creation and removal included; ratio = separate sequential / mode)");
+    println!(
+        "(sandboxes: separate = 2 per candidate (build + check) = {}; one sandbox = 1 build + 1 check per candidate = {})",
+        2 * args.k,
+        1 + args.k
+    );
     Ok(())
 }

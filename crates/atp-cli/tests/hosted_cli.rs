@@ -462,7 +462,8 @@ async fn sample_finds_the_honest_candidate_through_atp_prove() {
     assert_eq!(m["pass_at_k"], true);
     assert_eq!(m["verified_count"], 1);
     assert_eq!(m["k"], 3);
-    assert_eq!(m["verification_sandboxes"], 1);
+    assert_eq!(m["verification"]["build_sandboxes"], 1);
+    assert_eq!(m["verification"]["candidates_verified"], 3);
     assert_eq!(m["sampling"]["seed"], 7);
     assert_eq!(m["sampling"]["stream"], true);
     let verdicts: Vec<&str> = m["samples"]

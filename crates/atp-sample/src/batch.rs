@@ -1,13 +1,19 @@
-//! Batch verification: every candidate of a task in ONE network-less verification sandbox, at
-//! most `workers` at a time — not one sandbox per sample.
+//! Batch verification: every candidate of a task compiled in ONE network-less build sandbox, at
+//! most `workers` at a time — not one build sandbox per sample.
 //!
-//! Invariants: the sandbox is opened on first use (a run whose samples all fail to parse
+//! Invariants: the build sandbox is opened on first use (a run whose samples all fail to parse
 //! creates none) under the run's id, without network, and is closed by [`VerifyPool::close`]
 //! (dropping the pool tears it down too: the backend's guard). Candidates are checked and
 //! compiled from their host copies (`Verifier::verify_in_session`), each in its own `/tmp`
 //! directory inside the sandbox, so concurrent candidates do not see each other — except
 //! through the image project's `.lake/build`, where a task whose files import each other
 //! writes `.olean`s: such tasks are verified one candidate at a time ([`needs_serial`]).
+//!
+//! The verifier's trust model is kept whole: the kernel replay and statement comparison of
+//! each candidate (the image's checker, over the original task) run in a FRESH check sandbox
+//! the verifier opens per candidate (`verify_in_session`), never in the shared build sandbox —
+//! a candidate whose compile tampered with the build sandbox cannot make another one pass. So
+//! a batch of k costs 1 + k sandboxes instead of 2k.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -28,6 +34,7 @@ pub struct VerifyPool<'a> {
     session: OnceCell<Box<dyn ComputeSession>>,
     open_error: Mutex<Option<String>>,
     empty: tempfile::TempDir,
+    verifications: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for VerifyPool<'_> {
@@ -74,6 +81,7 @@ impl<'a> VerifyPool<'a> {
             empty: tempfile::Builder::new()
                 .prefix("atp-sample-verify-")
                 .tempdir()?,
+            verifications: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -81,9 +89,15 @@ impl<'a> VerifyPool<'a> {
         self.workers
     }
 
-    /// Whether the sandbox was created.
+    /// Whether the build sandbox was created.
     pub fn opened(&self) -> bool {
         self.session.initialized()
+    }
+
+    /// Candidates handed to the verifier so far (each one's check runs in a fresh sandbox of
+    /// its own, unless the verifier refused the candidate before opening it).
+    pub fn verifications(&self) -> usize {
+        self.verifications.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn session(&self) -> Result<&dyn ComputeSession, VerifyError> {
@@ -136,6 +150,8 @@ impl<'a> VerifyPool<'a> {
             .await
             .map_err(|_| VerifyError::InvalidInput("the verification pool is closed".into()))?;
         let session = self.session().await?;
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.verifier
             .verify_in_session(session, candidate, Some(self.original))
             .await

@@ -723,14 +723,20 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let opened = pool.opened();
+        let opened = (pool.opened(), pool.verifications());
         if let Err(e) = pool.close().await {
             self.log(&format!("warning: closing the verification sandbox: {e}"));
         }
         self.finish(outcome, opened, cx)
     }
 
-    fn finish(self, outcome: GenOutcome, opened: bool, cx: &GenerateContext<'_>) -> Generation {
+    /// `opened`: whether the build sandbox was created, and the candidates verified in it.
+    fn finish(
+        self,
+        outcome: GenOutcome,
+        opened: (bool, usize),
+        cx: &GenerateContext<'_>,
+    ) -> Generation {
         let model = lock(&self.model_reported).clone();
         let price_model = model.clone().unwrap_or_else(|| self.model.clone());
         let mut records = std::mem::take(&mut *lock(&self.records));
@@ -811,7 +817,10 @@ impl<'a> Run<'a> {
             "units".into(),
             json!(self.units.iter().map(Unit::label).collect::<Vec<_>>()),
         );
-        m.insert("verification_sandboxes".into(), json!(u8::from(opened)));
+        m.insert(
+            "verification".into(),
+            json!({"build_sandboxes": u8::from(opened.0), "candidates_verified": opened.1}),
+        );
         m.insert(
             "samples".into(),
             serde_json::to_value(&records).unwrap_or_default(),

@@ -178,9 +178,10 @@ async fn check_mixed(r: &Ran) {
     assert_eq!(m["k"], 5);
     assert_eq!(m["verified_count"], 1, "{:?}", verdicts(r));
     assert_eq!(
-        m["verification_sandboxes"], 1,
-        "one sandbox for every candidate"
+        m["verification"]["build_sandboxes"], 1,
+        "one build sandbox for every candidate"
     );
+    assert_eq!(m["verification"]["candidates_verified"], 5);
     let best = m["best_sample"].as_u64().expect("best");
     assert_eq!(m["verified_samples"], serde_json::json!([best]));
     assert_eq!(
@@ -345,7 +346,8 @@ async fn a_truncated_answer_is_a_failed_sample_with_a_reason() {
         );
     }
     assert_eq!(
-        r.result.metadata["verification_sandboxes"], 0,
+        r.result.metadata["verification"],
+        serde_json::json!({"build_sandboxes": 0, "candidates_verified": 0}),
         "nothing to verify, no sandbox"
     );
     assert_eq!(r.result.metadata["best_sample"], Value::Null);
