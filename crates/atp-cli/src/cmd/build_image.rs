@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::build::{BuildError, BuildEvent, BuildRequest, ContextFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -53,11 +53,12 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         network_mode: args.network.clone(),
     };
     let backend = atp_docker::DockerBackend::for_image(tag.clone());
-    let docker = backend.client().await?;
 
     let started = Instant::now();
     let mut progress = Progress::new(args.quiet);
-    let result = build_image(docker, request, |event| progress.event(event)).await;
+    let result = backend
+        .build_image(request, |event| progress.event(event))
+        .await;
     progress.finish();
     let built = match result {
         Ok(built) => built,

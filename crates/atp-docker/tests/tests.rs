@@ -1,0 +1,7 @@
+//! atp-docker's integration tests, one binary (modules per subject).
+
+mod build;
+#[macro_use]
+mod common;
+mod contract;
+mod engine;
