@@ -1,13 +1,13 @@
 //! `atp image render` / `atp build-image` end to end. The engine test needs a Docker engine, the
-//! `docker` CLI and `atp-test:latest` (`cargo xtask test-image`); it skips loudly without them
+//! `docker` CLI and the test image (`cargo xtask test-image`); it skips loudly without them
 //! and fails instead when `ATP_REQUIRE_DOCKER=1`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const ATP: &str = env!("CARGO_BIN_EXE_atp");
-const BASE: &str = "atp-test:latest";
+use atp_test_support::test_image;
+
+use crate::common::{engine_ready, stderr, stdout, ATP};
 
 fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images")
@@ -30,14 +30,6 @@ fn spec_dir(spec: &str) -> tempfile::TempDir {
 
 fn atp(args: &[&str]) -> Output {
     Command::new(ATP).args(args).output().expect("run atp")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -99,28 +91,6 @@ fn a_bad_spec_is_one_line_naming_the_key() {
     assert!(err.contains("bsae") && err.contains("spec.toml"), "{err}");
 }
 
-fn engine_ready() -> bool {
-    let required = std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1");
-    let probe = Command::new("docker")
-        .args(["image", "inspect", BASE, "--format", "{{.Id}}"])
-        .output();
-    let reason = match probe {
-        Ok(o) if o.status.success() => return true,
-        Ok(o) => format!(
-            "`docker image inspect {BASE}` failed: {} (run `cargo xtask test-image`)",
-            stderr(&o).trim()
-        ),
-        Err(e) => format!("no docker CLI: {e}"),
-    };
-    assert!(!required, "ATP_REQUIRE_DOCKER=1 but {reason}");
-    // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "!!!! SKIPPING atp build-image engine test: {reason} !!!!"
-    );
-    false
-}
-
 fn inspect(image: &str, format: &str) -> String {
     let out = Command::new("docker")
         .args(["image", "inspect", image, "--format", format])
@@ -136,11 +106,12 @@ fn rmi(image: &str) {
 
 #[test]
 fn docker_cli_build_of_rendered_dockerfile_matches_atp_build_image() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = spec_dir(&format!(
-        "base = \"{BASE}\"\n\
+        "base = \"{base}\"\n\
          [labels]\n\"org.example.purpose\" = \"cli equivalence\"\n\
          [[step]]\nenv = {{ MARK = \"one\" }}\n\
          [[step]]\nrun = [\"mkdir -p /opt/mark\", \"echo $MARK > /opt/mark/file\"]\n\
@@ -241,11 +212,12 @@ fn docker_cli_build_of_rendered_dockerfile_matches_atp_build_image() {
 
 #[test]
 fn failing_build_names_the_step_and_shows_its_output() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = spec_dir(&format!(
-        "base = \"{BASE}\"\n\
+        "base = \"{base}\"\n\
          [[step]]\nrun = [\"echo step-output-before-failure\", \"exit 42\"]\n\
          [[step]]\ncopy_skeleton = \"/workspace\"\n"
     ));
@@ -296,14 +268,15 @@ fn failing_build_names_the_step_and_shows_its_output() {
 
 #[test]
 fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = tempfile::tempdir().expect("tempdir");
     // Blank the pin labels the test image inherits: an image without atp pins.
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM {BASE}\nLABEL atp.lean-toolchain=\"\" atp.mathlib-rev=\"\"\n"),
+        format!("FROM {base}\nLABEL atp.lean-toolchain=\"\" atp.mathlib-rev=\"\"\n"),
     )
     .expect("write");
     let tag = format!("atp-test-build-nolabels-{:x}:latest", std::process::id());
@@ -327,7 +300,7 @@ fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
         "image",
         "pins",
         "--image",
-        BASE,
+        &base,
         "--json",
         "--spec",
         spec.to_str().expect("utf8"),

@@ -1,24 +1,20 @@
-//! `atp verify` end to end: the real binary, Docker, and the stand-in `lake` of atp-test:latest.
+//! `atp verify` end to end: the real binary, Docker, and the stand-in `lake` of the test image.
 //!
 //! Engine-dependent cases skip loudly without an engine/test image (fail with
 //! ATP_REQUIRE_DOCKER=1); input errors need no engine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const TEST_IMAGE: &str = "atp-test:latest";
+use atp_test_support::{fixture, test_image};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
+use crate::common::{engine_ready, ATP};
 
 fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
-    let o = Command::new(env!("CARGO_BIN_EXE_atp"))
+    let o = Command::new(ATP)
         .arg("verify")
         .args(args)
-        .args(["--image", TEST_IMAGE, "--timeout", "120", "--output"])
+        .args(["--image", &test_image(), "--timeout", "120", "--output"])
         .arg(out)
         .output()
         .expect("atp runs");
@@ -32,24 +28,6 @@ fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
         result,
     )
-}
-
-fn engine_ready(test: &str) -> bool {
-    let ok = Command::new(env!("CARGO_BIN_EXE_atp"))
-        .args(["doctor", "--json", "--image", TEST_IMAGE])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            panic!("{test}: ATP_REQUIRE_DOCKER=1 but `atp doctor --image {TEST_IMAGE}` fails");
-        }
-        {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image)\n");
-        }
-    }
-    ok
 }
 
 #[test]

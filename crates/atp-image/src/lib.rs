@@ -17,9 +17,9 @@ mod spec;
 
 pub use error::{Result, SpecError};
 pub use pins::{
-    mathlib_rev_of_lakefile, ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN,
-    ENV_MATHLIB_REV, ENV_SPEC_HASH, LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV, LABEL_SPEC_HASH,
-    LAKEFILE, TOOLCHAIN_FILE,
+    mathlib_rev_of_lakefile, pin_env_from_labels, pin_labels_from_env, ImagePins, LeanPins,
+    PinSource, Skeleton, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH, LABEL_LEAN_TOOLCHAIN,
+    LABEL_MATHLIB_REV, LABEL_SPEC_HASH, LAKEFILE, PIN_NAMES, TOOLCHAIN_FILE,
 };
 pub use render::ModalLayer;
 pub use spec::{

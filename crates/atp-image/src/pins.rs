@@ -24,6 +24,31 @@ pub const ENV_MATHLIB_REV: &str = "ATP_MATHLIB_REV";
 /// Environment variable mirroring [`LABEL_SPEC_HASH`].
 pub const ENV_SPEC_HASH: &str = "ATP_SPEC_HASH";
 
+/// Every pin as (label, environment variable): the one table both representations follow.
+pub const PIN_NAMES: [(&str, &str); 3] = [
+    (LABEL_LEAN_TOOLCHAIN, ENV_LEAN_TOOLCHAIN),
+    (LABEL_MATHLIB_REV, ENV_MATHLIB_REV),
+    (LABEL_SPEC_HASH, ENV_SPEC_HASH),
+];
+
+/// The pin labels an image carrying `env` (its environment, as Modal images carry the pins)
+/// would have: `ATP_MATHLIB_REV=x` → `atp.mathlib-rev=x`; other variables are ignored.
+pub fn pin_labels_from_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    PIN_NAMES
+        .iter()
+        .filter_map(|(label, var)| env.get(*var).map(|v| (label.to_string(), v.clone())))
+        .collect()
+}
+
+/// The pin environment an image labelled `labels` carries: the inverse of
+/// [`pin_labels_from_env`]; other labels are ignored.
+pub fn pin_env_from_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    PIN_NAMES
+        .iter()
+        .filter_map(|(label, var)| labels.get(*label).map(|v| (var.to_string(), v.clone())))
+        .collect()
+}
+
 /// Skeleton file holding the toolchain pin.
 pub const TOOLCHAIN_FILE: &str = "lean-toolchain";
 /// Skeleton file holding the Mathlib requirement.
@@ -198,17 +223,23 @@ impl ImagePins {
     /// Pins from an image's labels; `None` unless both the toolchain and the Mathlib labels are
     /// present and non-empty.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
-        Self::from_map(
-            labels,
-            LABEL_LEAN_TOOLCHAIN,
-            LABEL_MATHLIB_REV,
-            LABEL_SPEC_HASH,
-        )
+        let get = |k: &str| {
+            labels
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Self {
+            lean_toolchain: get(LABEL_LEAN_TOOLCHAIN)?,
+            mathlib_rev: get(LABEL_MATHLIB_REV)?,
+            spec_hash: get(LABEL_SPEC_HASH),
+            source: PinSource::Labels,
+        })
     }
 
     /// Pins from a sandbox's environment (`ATP_LEAN_TOOLCHAIN`, ...), as Modal images carry them.
     pub fn from_env(env: &BTreeMap<String, String>) -> Option<Self> {
-        Self::from_map(env, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH)
+        Self::from_labels(&pin_labels_from_env(env))
     }
 
     /// The pins a spec would give an image, flagged [`PinSource::SpecDefaults`].
@@ -252,27 +283,11 @@ impl ImagePins {
             None => Self::spec_defaults(spec),
         }
     }
-
-    fn from_map(
-        map: &BTreeMap<String, String>,
-        toolchain: &str,
-        rev: &str,
-        hash: &str,
-    ) -> Option<Self> {
-        let get = |k: &str| {
-            map.get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        Some(Self {
-            lean_toolchain: get(toolchain)?,
-            mathlib_rev: get(rev)?,
-            spec_hash: get(hash),
-            source: PinSource::Labels,
-        })
-    }
 }
 
+/// A TOML parser diagnostic as one line: its caret diagram lines (`|`, `^`) dropped, the rest
+/// joined. Not `atp_backend::one_line` (atp-image depends on no atp crate, and that rule keeps
+/// every character).
 pub(crate) fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string()
         .lines()

@@ -56,9 +56,16 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
 
     let started = Instant::now();
     let mut progress = Progress::new(args.quiet);
-    let result = backend
-        .build_image(request, |event| progress.event(event))
-        .await;
+    // A signal drops the build: the engine cancels it when the connection closes, and the
+    // classic builder removes the step's container (`forcerm`). Exit 128+N (set by main).
+    let result = tokio::select! {
+        r = backend.build_image(request, |event| progress.event(event)) => r,
+        _ = global.cancel.cancelled() => {
+            progress.finish();
+            eprintln!("error: build-image interrupted — the build was cancelled, {tag} not tagged");
+            return Ok(ExitCode::from(130));
+        }
+    };
     progress.finish();
     let built = match result {
         Ok(built) => built,

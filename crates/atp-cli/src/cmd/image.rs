@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use atp_backend::ComputeBackend;
 use atp_image::{ImagePins, ImageSpec};
 use serde_json::json;
 
@@ -127,7 +126,11 @@ async fn pins(args: PinsArgs, global: &Global) -> Result<()> {
     let pins = match &args.image {
         None => ImagePins::spec_defaults(&spec)?,
         Some(image) => {
-            let backend = atp_docker::DockerBackend::for_image(image.clone());
+            let backend = crate::backend::make(&crate::backend::BackendSpec {
+                kind: crate::backend::BackendKind::Docker,
+                image: image.clone(),
+                network: atp_backend::NetworkMode::Default,
+            })?;
             let info = backend
                 .image_info()
                 .await

@@ -1,0 +1,8 @@
+//! atp-cli's integration tests, one binary: the real `atp` binary as a user runs it.
+
+mod cli;
+mod common;
+mod image;
+mod modal_cli;
+mod signals;
+mod verify_cli;
