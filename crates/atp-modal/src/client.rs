@@ -809,7 +809,7 @@ pub fn describe(r: &pb::GenericResult) -> String {
         s.push_str(&format!(", exit code {}", r.exitcode));
     }
     if !r.exception.is_empty() {
-        s.push_str(&format!(": {}", crate::error::one_line(&r.exception)));
+        s.push_str(&format!(": {}", atp_backend::one_line(&r.exception)));
     }
     s
 }

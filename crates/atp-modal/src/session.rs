@@ -283,7 +283,7 @@ impl ModalSession {
         BackendError::Transfer {
             id: self.ctx.sandbox_id.clone(),
             direction,
-            detail: crate::error::one_line(&detail.to_string()),
+            detail: atp_backend::one_line(&detail.to_string()),
         }
     }
 

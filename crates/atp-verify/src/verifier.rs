@@ -23,6 +23,12 @@ use atp_lean::{LeanProject, ProjectError};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The image's Lean project (skeleton + warm Mathlib cache) every compile runs in.
 pub const SKELETON_DIR: &str = "/workspace";
+/// What the verification command and its script run in the sandbox (besides bash builtins):
+/// declared to the engine's image contract check, so an image lacking one is refused in one
+/// line instead of yielding a verdict drawn from a failed script. Keep in step with the script.
+pub const SANDBOX_COMMANDS: &[&str] = &[
+    "mktemp", "cat", "rm", "mkdir", "dirname", "mv", "nproc", "sleep", "lake",
+];
 /// Extra time past the budget for creating and tearing down the verifier's own sandbox.
 pub const VERIFY_BACKSTOP_MARGIN: Duration = Duration::from_secs(180);
 
@@ -181,6 +187,10 @@ impl Verifier {
                         network: NetworkMode::None,
                         run_id: Some(run_id.clone()),
                         timeout: Some(self.options.timeout + Duration::from_secs(120)),
+                        requires: atp_backend::Requirements::commands(
+                            SANDBOX_COMMANDS.iter().copied(),
+                        )
+                        .with_paths([SKELETON_DIR]),
                         ..Default::default()
                     },
                 )

@@ -103,7 +103,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         print!("{}", render(&result, &out_dir));
     }
     if let Some(Err(e)) = &outcome {
-        eprintln!("error: {}", atp_prover::one_line(&e.to_string()));
+        eprintln!("error: {}", atp_backend::one_line(&e.to_string()));
     }
     Ok(crate::cmd::exit_for(result.status))
 }
