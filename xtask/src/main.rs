@@ -4,8 +4,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod agents_image;
 mod bench_docker;
 mod bench_modal;
+mod bench_prove;
 mod bench_verify;
 mod build_docker_image;
 mod build_modal_image;
@@ -25,6 +27,8 @@ enum Task {
     // One variant per task, each delegating to a module (e.g. `TestImage(test_image::Args)`).
     /// Build the local test image `atp-test:latest` from the host (no registry needed).
     TestImage(test_image::Args),
+    /// Build the agents test image `atp-agents-test:latest` (test image + real agent CLIs), cached.
+    AgentsImage(agents_image::Args),
     /// Benchmark the Docker backend on the test image (open/exec/close, raw exec, streaming, 32×10).
     BenchDocker(bench_docker::Args),
     /// Build the default sandbox image (images/open-atp.toml) with Docker; needs internet.
@@ -39,12 +43,15 @@ enum Task {
     Conformance(conformance::Args),
     /// Benchmark the verifier: 16 files with 1, 2 and 4 workers on the stand-in.
     BenchVerify(bench_verify::Args),
+    /// Benchmark atp's own overhead per prove (instant scripted model, real Claude Code CLI).
+    BenchProve(bench_prove::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::TestImage(args) => test_image::run(args),
+        Task::AgentsImage(args) => agents_image::run(args),
         Task::BenchDocker(args) => bench_docker::run(args),
         Task::BuildDockerImage(args) => build_docker_image::run(args),
         Task::FakeModal(args) => fake_modal::run(args),
@@ -52,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchModal(args) => bench_modal::run(args),
         Task::Conformance(args) => conformance::run(args),
         Task::BenchVerify(args) => bench_verify::run(args),
+        Task::BenchProve(args) => bench_prove::run(args),
     }
 }

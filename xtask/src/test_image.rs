@@ -5,6 +5,9 @@
 //! warm-cache marker at `/workspace/.lake/ATP_TEST_MARKER`, and then `images/test/overlay/`
 //! copied verbatim on top. It is imported with `docker import` and labelled with the Lean pins of
 //! `images/lean/`. The image is rebuilt from scratch on every call.
+//!
+//! The rootfs is built in two parts that `agents-image` reuses: [`build_base_rootfs`] (busybox,
+//! the GNU tools, their libraries, users) and [`add_test_layer`] (the marker and the overlay).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -25,15 +28,13 @@ pub struct Args {
 /// Host binaries copied into the rootfs (GNU versions the sandbox contract relies on).
 const HOST_BINARIES: &[&str] = &["bash", "timeout", "tar", "gzip"];
 /// The PATH of every process in the image.
-const IMAGE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const IMAGE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Content of the warm-cache marker.
 pub const MARKER_CONTENT: &str = "atp test image warm cache marker\n";
 
 pub fn run(args: Args) -> Result<()> {
     let root = workspace_root()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = target_dir(&root);
     let rootfs = target.join("atp-test-rootfs");
     // Build in a private folder so concurrent invocations cannot trample each other, then keep
     // the result at the stable path for inspection.
@@ -67,7 +68,58 @@ pub fn workspace_root() -> Result<PathBuf> {
         .context("xtask manifest dir has no parent")
 }
 
-fn build_rootfs(root: &Path, rootfs: &Path) -> Result<()> {
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `<root>/target`).
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// The whole test rootfs: [`build_base_rootfs`] then [`add_test_layer`].
+pub fn build_rootfs(root: &Path, rootfs: &Path) -> Result<()> {
+    let base = build_base_rootfs(rootfs)?;
+    let overlaid = add_test_layer(root, rootfs)?;
+    println!(
+        "rootfs: busybox + {} applets, {} host binaries, {} shared libraries, {overlaid} overlay files",
+        base.applets,
+        HOST_BINARIES.len(),
+        base.libs
+    );
+    Ok(())
+}
+
+/// What [`build_base_rootfs`] put in.
+pub struct BaseRootfs {
+    pub applets: usize,
+    pub libs: usize,
+}
+
+/// The busybox binary of the host.
+fn host_busybox() -> Result<PathBuf> {
+    ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("busybox not found — run `apt-get install -y busybox-static`")
+}
+
+/// Every host file [`build_base_rootfs`] copies: busybox, the GNU binaries and their shared
+/// libraries (what an image built from it depends on, for cache keys).
+pub fn base_host_files() -> Result<Vec<PathBuf>> {
+    let mut files = vec![host_busybox()?];
+    let mut libs = BTreeSet::new();
+    for name in HOST_BINARIES {
+        let path = which(name)?;
+        libs.extend(shared_libs(&path)?);
+        files.push(path);
+    }
+    files.extend(libs);
+    Ok(files)
+}
+
+/// The test image minus its test layer: directories, merged-/usr links, busybox and its applets,
+/// the GNU binaries with their libraries, `/bin/sh` = bash, and the root user.
+pub fn build_base_rootfs(rootfs: &Path) -> Result<BaseRootfs> {
     if rootfs.exists() {
         fs::remove_dir_all(rootfs).with_context(|| format!("removing {}", rootfs.display()))?;
     }
@@ -100,13 +152,9 @@ fn build_rootfs(root: &Path, rootfs: &Path) -> Result<()> {
     fs::set_permissions(rootfs.join("root"), fs::Permissions::from_mode(0o700))?;
 
     // busybox and its applets.
-    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .context("busybox not found — run `apt-get install -y busybox-static`")?;
-    copy_file(busybox, &rootfs.join("usr/bin/busybox"))?;
-    let list = Command::new(busybox)
+    let busybox = host_busybox()?;
+    copy_file(&busybox, &rootfs.join("usr/bin/busybox"))?;
+    let list = Command::new(&busybox)
         .arg("--list")
         .output()
         .context("running busybox --list")?;
@@ -147,26 +195,35 @@ fn build_rootfs(root: &Path, rootfs: &Path) -> Result<()> {
         "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
     )?;
     fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    Ok(BaseRootfs {
+        applets,
+        libs: libs.len(),
+    })
+}
+
+/// The test overlay copied verbatim over the rootfs (the stand-in `lake`).
+pub fn overlay_dir(root: &Path) -> PathBuf {
+    root.join("images/test/overlay")
+}
+
+/// The test layer over a base rootfs: the warm-cache marker and [`overlay_dir`]; returns the
+/// number of overlay files.
+pub fn add_test_layer(root: &Path, rootfs: &Path) -> Result<usize> {
+    fs::create_dir_all(rootfs.join("workspace/.lake"))?;
     fs::write(
         rootfs.join("workspace/.lake/ATP_TEST_MARKER"),
         MARKER_CONTENT,
     )?;
-
-    let overlay = root.join("images/test/overlay");
-    let overlaid = if overlay.is_dir() {
-        copy_tree(&overlay, rootfs)?
+    let overlay = overlay_dir(root);
+    if overlay.is_dir() {
+        copy_tree(&overlay, rootfs)
     } else {
-        0
-    };
-    println!(
-        "rootfs: busybox + {applets} applets, {} host binaries, {} shared libraries, {overlaid} overlay files",
-        HOST_BINARIES.len(),
-        libs.len()
-    );
-    Ok(())
+        Ok(0)
+    }
 }
 
-fn which(name: &str) -> Result<PathBuf> {
+/// A host binary by name from `/usr/bin`, `/bin` or `/usr/local/bin` (canonicalized).
+pub fn which(name: &str) -> Result<PathBuf> {
     for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
@@ -177,7 +234,7 @@ fn which(name: &str) -> Result<PathBuf> {
 }
 
 /// Absolute paths of the shared libraries `ldd` reports for `bin`.
-fn shared_libs(bin: &Path) -> Result<Vec<PathBuf>> {
+pub fn shared_libs(bin: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new("ldd")
         .arg(bin)
         .output()
@@ -199,28 +256,32 @@ fn shared_libs(bin: &Path) -> Result<Vec<PathBuf>> {
     Ok(libs)
 }
 
-/// Copy a host file to the same path under `rootfs` (through the rootfs's merged-/usr links).
-fn copy_into_root(host: &Path, rootfs: &Path) -> Result<()> {
+/// Where a host path lands inside the rootfs (through its merged-/usr links: `/lib/x` →
+/// `usr/lib/x`, `/bin/x` → `usr/bin/x`).
+pub fn root_path(rootfs: &Path, host: &Path) -> PathBuf {
     let rel = host.strip_prefix("/").unwrap_or(host);
-    let mut dest = rootfs.to_path_buf();
-    // Resolve the first component through the rootfs symlinks (lib -> usr/lib …).
     let mut comps = rel.components();
+    let mut dest = rootfs.to_path_buf();
     if let Some(first) = comps.next() {
-        let first = first.as_os_str().to_string_lossy().into_owned();
-        let mapped = match first.as_str() {
-            "lib" => "usr/lib".to_string(),
-            "lib64" => "usr/lib64".to_string(),
-            "bin" | "sbin" => "usr/bin".to_string(),
-            other => other.to_string(),
-        };
-        dest.push(mapped);
+        let first = first.as_os_str().to_string_lossy();
+        dest.push(match first.as_ref() {
+            "lib" => "usr/lib",
+            "lib64" => "usr/lib64",
+            "bin" | "sbin" => "usr/bin",
+            other => other,
+        });
     }
     dest.push(comps.as_path());
-    copy_file(host, &dest)
+    dest
+}
+
+/// Copy a host file to the same path under `rootfs` (see [`root_path`]).
+pub fn copy_into_root(host: &Path, rootfs: &Path) -> Result<()> {
+    copy_file(host, &root_path(rootfs, host))
 }
 
 /// Copy following symlinks, keeping the permission bits.
-fn copy_file(from: &Path, to: &Path) -> Result<()> {
+pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -230,34 +291,55 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Copy `src` over `dest` recursively, keeping modes and symlinks; returns the number of files.
-fn copy_tree(src: &Path, dest: &Path) -> Result<usize> {
-    let mut n = 0;
-    for entry in fs::read_dir(src)? {
-        let entry = entry?;
+pub fn copy_tree(src: &Path, dest: &Path) -> Result<usize> {
+    copy_tree_filtered(src, dest, &|_| true)
+}
+
+/// [`copy_tree`] of the entries whose path (relative to `src`) `keep` accepts; a refused
+/// directory is skipped whole.
+pub fn copy_tree_filtered(src: &Path, dest: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<usize> {
+    fn walk(base: &Path, src: &Path, dest: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<usize> {
+        let mut n = 0;
+        for entry in fs::read_dir(src)? {
+            let entry = entry?;
+            let from = entry.path();
+            if !keep(from.strip_prefix(base).unwrap_or(&from)) {
+                continue;
+            }
+            n += copy_entry(base, &entry, &dest.join(entry.file_name()), keep)?;
+        }
+        Ok(n)
+    }
+    fn copy_entry(
+        base: &Path,
+        entry: &fs::DirEntry,
+        to: &Path,
+        keep: &dyn Fn(&Path) -> bool,
+    ) -> Result<usize> {
         let from = entry.path();
-        let to = dest.join(entry.file_name());
         let ty = entry.file_type()?;
+        let mut n = 0;
         if ty.is_symlink() {
             let target = fs::read_link(&from)?;
             if to.symlink_metadata().is_ok() {
-                fs::remove_file(&to)?;
+                fs::remove_file(to)?;
             }
-            symlink(target, &to)?;
+            symlink(target, to)?;
             n += 1;
         } else if ty.is_dir() {
-            fs::create_dir_all(&to)?;
-            fs::set_permissions(&to, fs::metadata(&from)?.permissions())?;
-            n += copy_tree(&from, &to)?;
+            fs::create_dir_all(to)?;
+            fs::set_permissions(to, fs::metadata(&from)?.permissions())?;
+            n += walk(base, &from, to, keep)?;
         } else {
             if to.symlink_metadata().is_ok() {
-                fs::remove_file(&to)?;
+                fs::remove_file(to)?;
             }
-            fs::copy(&from, &to)
-                .with_context(|| format!("copying overlay file {}", from.display()))?;
+            fs::copy(&from, to).with_context(|| format!("copying {}", from.display()))?;
             n += 1;
         }
+        Ok(n)
     }
-    Ok(n)
+    walk(src, src, dest, keep)
 }
 
 /// The `atp.*` labels: the Lean pins of `images/lean/` and the test-image flag.
@@ -284,7 +366,8 @@ pub fn labels(root: &Path) -> Result<Vec<(String, String)>> {
     ])
 }
 
-fn import(rootfs: &Path, tag: &str, labels: &[(String, String)]) -> Result<()> {
+/// `docker import` of `rootfs` as `tag` with the image's PATH, `labels`, workdir and command.
+pub fn import(rootfs: &Path, tag: &str, labels: &[(String, String)]) -> Result<()> {
     let mut tar = Command::new("tar")
         .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
         .arg(rootfs)

@@ -25,6 +25,13 @@ pub const OAUTH_ENV: &str = "CLAUDE_CODE_OAUTH_TOKEN";
 pub const API_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 /// The base URL variable (gateways, tests).
 pub const BASE_URL_ENV: &str = "ANTHROPIC_BASE_URL";
+/// Claude Code's own tuning variables, passed through from the host when set (not secrets).
+pub const TUNING_ENV: &[&str] = &[
+    "CLAUDE_CODE_MAX_RETRIES",
+    "API_TIMEOUT_MS",
+    "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+    "MAX_THINKING_TOKENS",
+];
 /// Default model.
 pub const DEFAULT_MODEL: &str = "claude-opus-4-8";
 /// Default effort.
@@ -137,6 +144,11 @@ impl Harness for ClaudeCode {
         if let Some(base) = self.api_base.clone().or_else(|| env.get(BASE_URL_ENV)) {
             c.exec_env.insert(BASE_URL_ENV.into(), base);
         }
+        for k in TUNING_ENV {
+            if let Some(v) = env.get(k) {
+                c.exec_env.insert(k.to_string(), v);
+            }
+        }
         Ok(c)
     }
 
@@ -199,6 +211,10 @@ impl Harness for ClaudeCode {
 
     fn parser(&self) -> Box<dyn StreamParser> {
         Box::new(ClaudeParser::default())
+    }
+
+    fn version_command(&self) -> Option<String> {
+        Some("claude --version".into())
     }
 }
 
@@ -468,6 +484,40 @@ mod tests {
         assert_eq!(p.usage.output_tokens, 3);
         assert_eq!(p.usage.turns, Some(1));
         assert_eq!(p.reported_cost, None);
+    }
+
+    fn transcript(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/transcripts/claude_code")
+            .join(name);
+        std::fs::read_to_string(&p).expect("recorded transcript")
+    }
+
+    #[test]
+    fn the_real_cli_transcript_of_a_solve() {
+        // Recorded from Claude Code 2.1.197 against atp-model-fake (fixtures/transcripts):
+        // 1200+1500+100 uncached, 3000+4000 read, 500 written, 80+40+5 out over all models.
+        let (ev, p) = parse(&transcript("solve.jsonl"));
+        assert!(p.finished && !p.is_error);
+        assert_eq!(p.usage.input_tokens, 2800 + 7000 + 500);
+        assert_eq!(p.usage.cached_input_tokens, 7000);
+        assert_eq!(p.usage.output_tokens, 125);
+        assert_eq!(p.usage.turns, Some(2));
+        assert_eq!(p.usage.tool_calls, Some(1));
+        assert!(p.reported_cost.is_some_and(|c| c > 0.0));
+        assert!(ev.contains(&ProgressEvent::ToolCall("Bash".into())));
+        assert_eq!(
+            p.result_text.as_deref(),
+            Some("Replaced the sorry with rfl; the proof is complete.")
+        );
+    }
+
+    #[test]
+    fn the_real_cli_transcript_of_a_rejected_key() {
+        let text = transcript("auth_401.jsonl");
+        let (_, p) = parse(&text);
+        assert!(p.finished && p.is_error);
+        assert!(atp_prover::authfail::rejected_in(&text).is_some());
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     /// Non-secret environment of the agent's command (e.g. `IS_SANDBOX=1`).
     fn static_env(&self) -> BTreeMap<String, String>;
     fn parser(&self) -> Box<dyn StreamParser>;
+    /// A command printing the CLI's version, run once per session and recorded in the result.
+    fn version_command(&self) -> Option<String> {
+        None
+    }
     /// Move the CLI's own logs from the workdir into `logs` after the run.
     fn collect_logs(&self, _wd: &Path, _logs: &Path) -> std::io::Result<Vec<PathBuf>> {
         Ok(Vec::new())

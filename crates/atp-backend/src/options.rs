@@ -5,7 +5,7 @@
 //! the same on every backend: the workdir is an existing directory (canonicalised); a mount's
 //! host path exists (canonicalised) and its target is an absolute container path other than the
 //! workdir; environment names are shell identifiers; the caller's labels never replace
-//! `atp.run-id` / `atp.managed`; the stricter network wins; a command's budget is its own, else
+//! `atp.run-id` / `atp.managed`; the network is [`NetworkMode::effective`]; a command's budget is its own, else
 //! the session's, else [`crate::layout::DEFAULT_COMMAND_TIMEOUT`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,15 +67,21 @@ pub enum NetworkMode {
     Default,
     /// No network at all (tests, verification).
     None,
+    /// The host's network stack (Docker `--network host`): the sandbox reaches services on the
+    /// host's loopback, such as a local model gateway or a test fake. Engines without such a
+    /// thing treat it as [`NetworkMode::Default`].
+    Host,
 }
 
 impl NetworkMode {
-    /// The more restrictive of `self` and `other`: no network wins.
-    pub fn stricter(self, other: NetworkMode) -> NetworkMode {
-        if self == NetworkMode::None || other == NetworkMode::None {
-            NetworkMode::None
-        } else {
-            NetworkMode::Default
+    /// The network a session gets when the backend is configured with `backend` and the
+    /// session asks for `session`: `None` on either side wins; otherwise the session's explicit
+    /// choice, else the backend's.
+    pub fn effective(backend: NetworkMode, session: NetworkMode) -> NetworkMode {
+        match (backend, session) {
+            (NetworkMode::None, _) | (_, NetworkMode::None) => NetworkMode::None,
+            (b, NetworkMode::Default) => b,
+            (_, s) => s,
         }
     }
 }
@@ -159,7 +165,7 @@ pub struct ValidSession {
     pub run_id: RunId,
     /// The caller's labels plus `atp.run-id` and `atp.managed=true`.
     pub labels: BTreeMap<String, String>,
-    /// The stricter of the engine's and the session's network.
+    /// [`NetworkMode::effective`] of the engine's and the session's network.
     pub network: NetworkMode,
 }
 
@@ -249,7 +255,7 @@ impl SessionOptions {
             mounts,
             run_id,
             labels,
-            network: self.network.stricter(engine_network),
+            network: NetworkMode::effective(engine_network, self.network),
         })
     }
 }
@@ -427,15 +433,16 @@ mod tests {
     }
 
     #[test]
-    fn the_stricter_network_wins() {
-        use NetworkMode::{Default as D, None as N};
-        assert_eq!(D.stricter(D), D);
-        assert_eq!(D.stricter(N), N);
-        assert_eq!(N.stricter(D), N);
-        assert_eq!(N.stricter(N), N);
+    fn validate_applies_the_effective_network() {
         let wd = tempfile::tempdir().expect("tmp");
-        let v = opts().validate(wd.path(), N).expect("valid");
-        assert_eq!(v.network, N);
+        let v = opts()
+            .validate(wd.path(), NetworkMode::None)
+            .expect("valid");
+        assert_eq!(v.network, NetworkMode::None);
+        let mut o = opts();
+        o.network = NetworkMode::Host;
+        let v = o.validate(wd.path(), NetworkMode::Default).expect("valid");
+        assert_eq!(v.network, NetworkMode::Host);
     }
 
     #[test]
@@ -465,5 +472,15 @@ mod tests {
                 Duration::from_secs(6)
             )
         );
+    }
+
+    #[test]
+    fn no_network_on_either_side_wins_then_the_session_chooses() {
+        use NetworkMode::*;
+        assert_eq!(NetworkMode::effective(None, Host), None);
+        assert_eq!(NetworkMode::effective(Host, None), None);
+        assert_eq!(NetworkMode::effective(Default, Host), Host);
+        assert_eq!(NetworkMode::effective(Host, Default), Host);
+        assert_eq!(NetworkMode::effective(Default, Default), Default);
     }
 }

@@ -9,7 +9,18 @@ use atp_docker::{DockerBackend, DockerConfig};
 use atp_modal::{ModalBackend, ModalConfig};
 
 /// The engines atp can run sandboxes on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Local containers through the Docker Engine API.
     #[default]
@@ -29,7 +40,7 @@ impl BackendKind {
 }
 
 /// The `--backend` / `--image` flags shared by every command that talks to an engine.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct BackendArgs {
     /// Where sandboxes run.
     #[arg(long, value_enum, default_value_t = BackendKind::Docker, env = "ATP_BACKEND", hide_env_values = true)]

@@ -10,7 +10,10 @@ use clap::Parser;
 
 mod backend;
 mod cmd;
+mod dotenv;
+mod prover;
 mod signals;
+mod trace;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,9 +42,16 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // `.env` of the working directory or a parent, before any thread exists; the environment
+    // wins over it.
+    let dotenv_problem = dotenv::load().err();
     let cli = Cli::parse();
     if let Err(e) = init_tracing(&cli.log_level) {
         eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(p) = dotenv_problem {
+        eprintln!("error: {p}");
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -86,12 +96,28 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(level: &str) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
         format!("--log-level {level:?} is not a level or filter ({e}) — use e.g. info")
     })?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
-    Ok(())
+        .with_filter(filter);
+    // A run's own trace (OUT/logs/atp.jsonl): atp's events at info and above, whatever
+    // --log-level says.
+    let run_trace = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(trace::TraceWriter)
+        .with_filter(tracing_subscriber::EnvFilter::new(
+            "info,bollard=warn,hyper=warn,h2=warn,tonic=warn,reqwest=warn",
+        ));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(run_trace)
+        .try_init()
+        .map_err(|e| format!("cannot install logging: {e}"))
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use atp_modal_fake::FakeModal;
+use atp_modal_fake::{FakeModal, FakeOptions};
 use atp_test_support::fixture;
 
 use crate::common::fake;
@@ -221,5 +221,140 @@ async fn build_modal_image_publishes_the_spec_and_the_backend_reads_its_pins() {
     .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(fake.builds(&id), 2, "--force rebuilt the layers");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prove_with_tactics_runs_on_modal_and_verifies_in_a_second_sandbox() {
+    let Some(fake) = fake(module_path!()).await else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("tmp");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let (code, stdout, err) = atp(
+        &fake,
+        home.path(),
+        &[
+            "prove",
+            fixture("tactics_closable").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--backend",
+            "modal",
+            "--network",
+            "none",
+            "--json",
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{err}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(r["status"], "verified");
+    assert_eq!(r["image"]["backend"], "modal");
+    // The candidate came back from the remote sandbox over the pull.
+    let wd = std::fs::read_to_string(out.join("wd/Fixture.lean")).expect("pulled");
+    assert!(wd.contains("focus (omega; done)"), "{wd}");
+    let boxes: Vec<_> = fake
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        .collect();
+    assert_eq!(
+        boxes.len(),
+        2,
+        "the prover's sandbox and the verifier's: {boxes:?}"
+    );
+    assert!(boxes.iter().all(|s| s.terminated && s.network_blocked));
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_proves_on_modal_and_the_verifier_runs_without_network() {
+    use atp_model_fake::{policy, ModelFake};
+    let opts = FakeOptions {
+        docker_image: atp_test_support::agents_image(),
+        // "The internet" of this test is the host's loopback, where the model fake listens.
+        open_network_is_host: true,
+        ..FakeOptions::default()
+    };
+    let fake = match FakeModal::start(opts).await {
+        Ok(f) => f,
+        Err(e) => {
+            atp_test_support::skip(
+                "claude_code_proves_on_modal_and_the_verifier_runs_without_network",
+                &format!(
+                    "needs the engine and {}: {e}",
+                    atp_test_support::agents_image()
+                ),
+            );
+            return;
+        }
+    };
+    let model = ModelFake::start(policy::solve("simp", "Done."))
+        .await
+        .expect("model fake");
+    let home = tempfile::tempdir().expect("tmp");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let o = tokio::process::Command::new(crate::common::ATP)
+        .args([
+            "prove",
+            fixture("original").to_str().expect("utf8"),
+            "--prover",
+            "claude",
+            "--backend",
+            "modal",
+            "--api-base",
+            &model.url(),
+            "--json",
+            "--output",
+            out.to_str().expect("utf8"),
+        ])
+        .env("MODAL_SERVER_URL", fake.url())
+        .env("MODAL_TOKEN_ID", "ak-cli-test")
+        .env("MODAL_TOKEN_SECRET", "as-cli-test-secret")
+        .env("HOME", home.path())
+        .env("ATP_MODAL_APP", "atp-cli-test")
+        .env("ANTHROPIC_API_KEY", "sk-ant-modal-test")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+        .env_remove("MODAL_PROFILE")
+        .env_remove("MODAL_CONFIG_PATH")
+        .output()
+        .await
+        .expect("atp runs");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(r["status"], "verified");
+    assert_eq!(r["image"]["backend"], "modal");
+    assert!(model
+        .requests()
+        .iter()
+        .any(|q| q.tools.iter().any(|t| t == "Bash")));
+    let boxes: Vec<_> = fake
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        .collect();
+    assert_eq!(boxes.len(), 2, "{boxes:?}");
+    assert!(boxes.iter().all(|s| s.terminated), "{boxes:?}");
+    assert_eq!(
+        boxes.iter().filter(|s| s.network_blocked).count(),
+        1,
+        "the verifier's sandbox has no network, the agent's has: {boxes:?}"
+    );
+    // The credential travelled in the exec, never in the sandbox's definition.
+    assert!(boxes
+        .iter()
+        .all(|s| !s.env.values().any(|v| v.contains("sk-ant-modal-test"))));
     fake.shutdown().await;
 }

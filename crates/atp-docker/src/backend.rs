@@ -201,10 +201,15 @@ impl DockerBackend {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let network_off = v.network == NetworkMode::None;
+        let network = v.network;
+        let network_off = network == NetworkMode::None;
         let host_config = HostConfig {
             mounts: Some(mounts),
-            network_mode: network_off.then(|| "none".to_string()),
+            network_mode: match network {
+                NetworkMode::None => Some("none".to_string()),
+                NetworkMode::Host => Some("host".to_string()),
+                NetworkMode::Default => None,
+            },
             nano_cpus: opts.resources.cpus.map(|c| (c * 1e9).round() as i64),
             memory: opts
                 .resources

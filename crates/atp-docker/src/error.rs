@@ -11,10 +11,14 @@ pub const ENGINE_REMEDY: &str =
     "start the daemon: `sudo systemctl start docker` or `dockerd &`; or set DOCKER_HOST";
 
 /// The command that builds `image`: `atp build-image` (with `--tag` unless it is the default
-/// image). atp's development test images (`atp-test…`) exist only in a checkout and are built
-/// there with `cargo xtask test-image`.
+/// image). atp's development test images exist only in a checkout and are built there:
+/// `atp-agents-test` by `cargo xtask agents-image`, `atp-test…` (and its variants) by `cargo
+/// xtask test-image`.
 pub fn image_remedy(image: &str) -> String {
-    if image.starts_with("atp-test") {
+    let repo = image.split(':').next().unwrap_or(image);
+    if repo == "atp-agents-test" {
+        "cargo xtask agents-image".to_string()
+    } else if repo.starts_with("atp-test") {
         "cargo xtask test-image".to_string()
     } else if image == crate::DEFAULT_IMAGE || image == "open-atp" {
         "atp build-image".to_string()
@@ -99,6 +103,11 @@ mod tests {
     fn remedies_name_the_right_builder() {
         assert_eq!(image_remedy("atp-test:latest"), "cargo xtask test-image");
         assert_eq!(image_remedy("open-atp:latest"), "atp build-image");
+        assert_eq!(image_remedy("atp-test"), "cargo xtask test-image");
+        assert_eq!(
+            image_remedy("atp-agents-test:latest"),
+            "cargo xtask agents-image"
+        );
         assert_eq!(
             image_remedy("lab/prover:v2"),
             "atp build-image --tag lab/prover:v2"

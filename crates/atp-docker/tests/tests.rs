@@ -1,5 +1,6 @@
 //! atp-docker's integration tests, one binary (modules per subject).
 
+mod agents_image;
 mod build;
 #[macro_use]
 mod common;

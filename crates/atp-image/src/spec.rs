@@ -231,6 +231,7 @@ impl ImageSpec {
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         let skeleton_dir = dir.join(
             file.skeleton
+                .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_SKELETON_DIR)),
         );
         if !skeleton_dir.is_dir() {
@@ -242,7 +243,26 @@ impl ImageSpec {
                 ),
             });
         }
-        let origin = path.display().to_string();
+        Self::from_file(
+            file,
+            path.display().to_string(),
+            Skeleton::from_dir(&skeleton_dir)?,
+        )
+    }
+
+    /// atp's default spec (`images/open-atp.toml` with `images/lean/`), compiled in — what
+    /// `atp prove` builds when the image is missing and no checkout is at hand.
+    pub fn builtin() -> Result<Self> {
+        let text = include_str!("../../../images/open-atp.toml");
+        let origin = "atp's built-in spec (images/open-atp.toml)";
+        let file: SpecFile = toml::from_str(text).map_err(|e| SpecError::Parse {
+            path: PathBuf::from(origin),
+            message: describe_toml_error(text, &e),
+        })?;
+        Self::from_file(file, origin.to_string(), Skeleton::builtin())
+    }
+
+    fn from_file(file: SpecFile, origin: String, skeleton: Skeleton) -> Result<Self> {
         let steps = file
             .steps
             .into_iter()
@@ -255,7 +275,7 @@ impl ImageSpec {
             base: file.base,
             steps,
             labels: file.labels,
-            skeleton: Skeleton::from_dir(&skeleton_dir)?,
+            skeleton,
             pin_assertions: file.pins.unwrap_or_default(),
         };
         spec.validate()?;

@@ -431,3 +431,19 @@ fn a_missing_skeleton_directory_is_one_clear_line() {
     assert!(matches!(err, SpecError::Read { .. }), "{msg}");
     assert!(msg.contains("nope") && msg.contains("skeleton"), "{msg}");
 }
+
+#[test]
+fn the_builtin_spec_is_the_repositorys_default_spec() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let on_disk =
+        atp_image::ImageSpec::load(&root.join(atp_image::default_spec_path())).expect("load");
+    let builtin = atp_image::ImageSpec::builtin().expect("builtin");
+    assert_eq!(
+        builtin.to_dockerfile().expect("df"),
+        on_disk.to_dockerfile().expect("df")
+    );
+    assert_eq!(
+        builtin.spec_hash().expect("h"),
+        on_disk.spec_hash().expect("h")
+    );
+}

@@ -359,7 +359,10 @@ impl ModalClient for Control {
             def.timeout_secs
         };
         let id = self.0.next_id("sb");
-        let container = engine::create_container(&self.0, &id, &env, timeout)
+        let blocked = def.network_access.is_some_and(|n| {
+            n.network_access_type == pb::network_access::NetworkAccessType::Blocked as i32
+        });
+        let container = engine::create_container(&self.0, &id, &env, timeout, !blocked)
             .await
             .map_err(|e| Status::internal(format!("fake could not start a container: {e}")))?;
         let resources = def.resources.unwrap_or_default();
@@ -372,9 +375,7 @@ impl ModalClient for Control {
             milli_cpu: resources.milli_cpu,
             memory_mb: resources.memory_mb,
             timeout_secs: timeout,
-            network_blocked: def.network_access.is_some_and(|n| {
-                n.network_access_type == pb::network_access::NetworkAccessType::Blocked as i32
-            }),
+            network_blocked: blocked,
             terminated: false,
             container: Some(container.clone()),
         };

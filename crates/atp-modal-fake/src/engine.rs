@@ -38,7 +38,11 @@ pub(crate) async fn create_container(
     sandbox_id: &str,
     env: &std::collections::BTreeMap<String, String>,
     timeout_secs: u32,
+    network_open: bool,
 ) -> Result<String, String> {
+    // Open-network sandboxes get the host's network when the fake is told so: "the internet"
+    // of a loopback test is the host's 127.0.0.1 (e.g. a fake model API). Otherwise none.
+    let host_net = network_open && state.opts.open_network_is_host;
     let labels = HashMap::from([
         ("atp.managed".to_string(), "true".to_string()),
         ("atp.run-id".to_string(), state.opts.run_id.clone()),
@@ -49,9 +53,9 @@ pub(crate) async fn create_container(
         entrypoint: Some(vec!["sleep".into(), timeout_secs.max(1).to_string()]),
         env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(labels),
-        network_disabled: Some(true),
+        network_disabled: Some(!host_net),
         host_config: Some(HostConfig {
-            network_mode: Some("none".into()),
+            network_mode: Some(if host_net { "host" } else { "none" }.into()),
             ..Default::default()
         }),
         ..Default::default()

@@ -76,6 +76,9 @@ pub struct FakeOptions {
     /// Break every exec output stream with UNAVAILABLE after this many messages (clients must
     /// resume at their byte offset).
     pub break_stdio_after: Option<usize>,
+    /// Sandboxes whose network is not blocked run with the host's network (so they reach
+    /// loopback fakes); otherwise every sandbox has no network.
+    pub open_network_is_host: bool,
 }
 
 impl Default for FakeOptions {
@@ -93,6 +96,7 @@ impl Default for FakeOptions {
             run_id: format!("fake-modal-{}", uuid::Uuid::new_v4().simple()),
             list_page: 2,
             break_stdio_after: None,
+            open_network_is_host: false,
         }
     }
 }

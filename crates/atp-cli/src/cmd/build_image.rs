@@ -34,24 +34,49 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let (path, spec) = load_spec(args.spec.as_ref())?;
-    let tag = args.tag.clone().unwrap_or_else(|| spec.tag.clone());
-    let labels = spec.image_labels()?;
-    let request = BuildRequest {
+/// The request that builds `spec` as `tag`.
+pub fn request_for(
+    spec: &atp_image::ImageSpec,
+    tag: &str,
+    no_cache: bool,
+    network: Option<String>,
+) -> Result<BuildRequest> {
+    Ok(BuildRequest {
         dockerfile: spec.to_dockerfile()?,
         context: spec
             .build_context()
             .into_iter()
             .map(|(name, bytes)| ContextFile::new(name, bytes))
             .collect(),
-        tag: tag.clone(),
+        tag: tag.to_string(),
         // The Dockerfile carries every label, so `docker build` of the rendered Dockerfile
         // yields the same image metadata.
         labels: Default::default(),
-        no_cache: args.no_cache,
-        network_mode: args.network.clone(),
-    };
+        no_cache,
+        network_mode: network,
+    })
+}
+
+/// Build atp's built-in spec as `tag` with progress on stderr (what `atp prove` does when its
+/// image is missing).
+pub async fn build_builtin(tag: &str, quiet: bool) -> Result<()> {
+    let spec = atp_image::ImageSpec::builtin()?;
+    let request = request_for(&spec, tag, false, None)?;
+    let backend = atp_docker::DockerBackend::for_image(tag.to_string());
+    let mut progress = Progress::new(quiet);
+    let result = backend
+        .build_image(request, |event| progress.event(event))
+        .await;
+    progress.finish();
+    result?;
+    Ok(())
+}
+
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let (path, spec) = load_spec(args.spec.as_ref())?;
+    let tag = args.tag.clone().unwrap_or_else(|| spec.tag.clone());
+    let labels = spec.image_labels()?;
+    let request = request_for(&spec, &tag, args.no_cache, args.network.clone())?;
     let backend = atp_docker::DockerBackend::for_image(tag.clone());
 
     let started = Instant::now();

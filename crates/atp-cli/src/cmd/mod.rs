@@ -4,11 +4,16 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod auth_status;
 pub mod build_image;
 pub mod build_modal_image;
 pub mod doctor;
+pub mod examples;
 pub mod gc;
 pub mod image;
+pub mod prove;
+pub mod provers;
+pub mod rerun;
 pub mod verify;
 
 /// Flags every subcommand honours, and the process-wide cancellation.
@@ -37,6 +42,16 @@ pub fn exit_for(status: atp_prover::Status) -> ExitCode {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Prove a Lean project's `sorry`s with a prover in a sandbox, then verify the result.
+    Prove(Box<prove::Args>),
+    /// Repeat a finished `atp prove` from its recorded configuration on the same image.
+    Rerun(rerun::Args),
+    /// List the provers atp knows.
+    Provers(provers::Args),
+    /// Show which credential each prover would use and whether it is valid.
+    AuthStatus(auth_status::Args),
+    /// Write atp's bundled examples (bare .lean files and a lake project).
+    Examples(examples::Args),
     /// Check the engine and the sandbox image.
     Doctor(doctor::Args),
     /// Remove sandboxes left behind by atp runs (labelled `atp.managed=true`).
@@ -54,6 +69,11 @@ pub enum Command {
 /// Run a subcommand.
 pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Prove(args) => prove::run(*args, global).await,
+        Command::Provers(args) => provers::run(args, global).await,
+        Command::Rerun(args) => rerun::run(args, global).await,
+        Command::AuthStatus(args) => auth_status::run(args, global).await,
+        Command::Examples(args) => examples::run(args, global).await,
         Command::Doctor(args) => doctor::run(args, global).await,
         Command::Gc(args) => gc::run(args, global).await,
         Command::BuildImage(args) => build_image::run(args, global).await,
@@ -67,4 +87,30 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// A plain text table: a header row, then rows, columns padded to the widest cell.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
 }
