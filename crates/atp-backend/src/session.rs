@@ -48,6 +48,10 @@ pub struct ImageInfo {
     /// The image's labels (pins are read from these by the image crate).
     pub labels: BTreeMap<String, String>,
     pub size_bytes: Option<u64>,
+    /// Registry digests (`repo@sha256:…`) of the image, when the engine knows them (a pulled
+    /// image); empty for images built or imported locally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
 }
 
 /// Which managed sandboxes `gc` considers.

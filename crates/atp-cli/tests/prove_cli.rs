@@ -106,6 +106,23 @@ async fn tactics_proves_the_closable_task_and_the_verifier_agrees() {
     // The pristine task and the candidate are both kept; the task is untouched.
     let task = std::fs::read_to_string(out.join("task/Fixture.lean")).expect("task copy");
     assert!(task.contains("sorry"));
+    // atp's own trace: JSON lines carrying the run id, the phases and the sandbox id.
+    let trace = std::fs::read_to_string(out.join("logs/atp.jsonl")).expect("trace");
+    let events: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        events.iter().all(|e| e["span"]["run_id"] == run.as_str()),
+        "{trace}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["fields"]["phase"] == "verification"));
+    assert!(
+        events.iter().any(|e| e["fields"]["sandbox"].is_string()),
+        "{trace}"
+    );
     assert_eq!(leftovers(&run).await, 0, "the run left containers");
 }
 
@@ -536,4 +553,27 @@ fn bad_input_names_what_the_user_typed() {
         "{err}"
     );
     assert!(!err.contains("/wd/"), "{err}");
+}
+
+#[test]
+fn a_missing_image_with_no_build_is_one_line_with_the_remedy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = atp(
+        &[
+            "prove",
+            fixture("original").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--image",
+            "atp-no-such-image:latest",
+            "--no-build",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("atp-no-such-image:latest"), "{err}");
+    assert!(!tmp.path().join("atp-runs").exists());
 }

@@ -311,6 +311,7 @@ impl ComputeBackend for DockerBackend {
             id: inspect.id.unwrap_or_default(),
             labels,
             size_bytes: inspect.size.and_then(|s| u64::try_from(s).ok()),
+            repo_digests: inspect.repo_digests.unwrap_or_default(),
         })
     }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SpecError};
+use crate::lock::{parse_tools_label, ToolVersion};
 
 /// Label holding the Lean toolchain the image's `/workspace` is pinned to.
 pub const LABEL_LEAN_TOOLCHAIN: &str = "atp.lean-toolchain";
@@ -23,29 +24,40 @@ pub const ENV_LEAN_TOOLCHAIN: &str = "ATP_LEAN_TOOLCHAIN";
 pub const ENV_MATHLIB_REV: &str = "ATP_MATHLIB_REV";
 /// Environment variable mirroring [`LABEL_SPEC_HASH`].
 pub const ENV_SPEC_HASH: &str = "ATP_SPEC_HASH";
-
-/// Every pin as (label, environment variable): the one table both representations follow.
-pub const PIN_NAMES: [(&str, &str); 3] = [
-    (LABEL_LEAN_TOOLCHAIN, ENV_LEAN_TOOLCHAIN),
-    (LABEL_MATHLIB_REV, ENV_MATHLIB_REV),
-    (LABEL_SPEC_HASH, ENV_SPEC_HASH),
+/// Label holding the `lock_hash` of the image lock the image was built with (locked builds).
+pub const LABEL_LOCK_HASH: &str = "atp.lock-hash";
+/// Label listing the locked tool versions, compact JSON `{"kind:name":"version",...}`.
+pub const LABEL_TOOLS: &str = "atp.tools";
+/// Environment variable mirroring [`LABEL_LOCK_HASH`].
+pub const ENV_LOCK_HASH: &str = "ATP_LOCK_HASH";
+/// Environment variable mirroring [`LABEL_TOOLS`].
+pub const ENV_TOOLS: &str = "ATP_TOOLS";
+/// Every `ATP_*` environment variable an image carries and the `atp.*` label it mirrors: the
+/// one list both renderings and [`ImagePins`] use (Modal images have env, not labels).
+pub const PIN_ENV_LABELS: [(&str, &str); 5] = [
+    (ENV_LEAN_TOOLCHAIN, LABEL_LEAN_TOOLCHAIN),
+    (ENV_MATHLIB_REV, LABEL_MATHLIB_REV),
+    (ENV_SPEC_HASH, LABEL_SPEC_HASH),
+    (ENV_LOCK_HASH, LABEL_LOCK_HASH),
+    (ENV_TOOLS, LABEL_TOOLS),
 ];
 
-/// The pin labels an image carrying `env` (its environment, as Modal images carry the pins)
-/// would have: `ATP_MATHLIB_REV=x` → `atp.mathlib-rev=x`; other variables are ignored.
+/// The `atp.*` labels an image carrying `env` (its environment, as Modal images carry them)
+/// would have, by [`PIN_ENV_LABELS`]: `ATP_MATHLIB_REV=x` → `atp.mathlib-rev=x`; other variables
+/// are ignored.
 pub fn pin_labels_from_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    PIN_NAMES
+    PIN_ENV_LABELS
         .iter()
-        .filter_map(|(label, var)| env.get(*var).map(|v| (label.to_string(), v.clone())))
+        .filter_map(|(var, label)| env.get(*var).map(|v| (label.to_string(), v.clone())))
         .collect()
 }
 
-/// The pin environment an image labelled `labels` carries: the inverse of
+/// The `ATP_*` environment an image labelled `labels` carries: the inverse of
 /// [`pin_labels_from_env`]; other labels are ignored.
 pub fn pin_env_from_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    PIN_NAMES
+    PIN_ENV_LABELS
         .iter()
-        .filter_map(|(label, var)| labels.get(*label).map(|v| (var.to_string(), v.clone())))
+        .filter_map(|(var, label)| labels.get(*label).map(|v| (var.to_string(), v.clone())))
         .collect()
 }
 
@@ -216,41 +228,36 @@ pub struct ImagePins {
     pub mathlib_rev: String,
     /// The spec hash, when known.
     pub spec_hash: Option<String>,
+    /// The image lock's hash, for an image built from a locked spec.
+    #[serde(default)]
+    pub lock_hash: Option<String>,
+    /// The locked tool versions the image holds (empty for an unlocked image), sorted.
+    #[serde(default)]
+    pub tools: Vec<ToolVersion>,
     pub source: PinSource,
 }
 
 impl ImagePins {
     /// Pins from an image's labels; `None` unless both the toolchain and the Mathlib labels are
-    /// present and non-empty.
+    /// present and non-empty. An `atp.tools` label that does not parse yields no tools.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
-        let get = |k: &str| {
-            labels
-                .get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        Some(Self {
-            lean_toolchain: get(LABEL_LEAN_TOOLCHAIN)?,
-            mathlib_rev: get(LABEL_MATHLIB_REV)?,
-            spec_hash: get(LABEL_SPEC_HASH),
-            source: PinSource::Labels,
-        })
+        Self::from_map(labels, |(_, label)| label)
     }
 
     /// Pins from a sandbox's environment (`ATP_LEAN_TOOLCHAIN`, ...), as Modal images carry them.
     pub fn from_env(env: &BTreeMap<String, String>) -> Option<Self> {
-        Self::from_labels(&pin_labels_from_env(env))
+        Self::from_map(env, |(var, _)| var)
     }
 
-    /// The pins a spec would give an image, flagged [`PinSource::SpecDefaults`].
+    /// The pins a spec would give an image (with its attached lock's hash and tools), flagged
+    /// [`PinSource::SpecDefaults`].
     pub fn spec_defaults(spec: &crate::ImageSpec) -> Result<Self> {
-        let pins = spec.pins()?;
-        Ok(Self {
-            lean_toolchain: pins.lean_toolchain,
-            mathlib_rev: pins.mathlib_rev,
-            spec_hash: Some(spec.spec_hash()?),
-            source: PinSource::SpecDefaults,
-        })
+        let mut pins = Self::from_env(&spec.pin_env()?).ok_or_else(|| SpecError::BadPin {
+            dir: spec.skeleton.origin.clone(),
+            message: "the skeleton yields no pins".into(),
+        })?;
+        pins.source = PinSource::SpecDefaults;
+        Ok(pins)
     }
 
     /// The pins of atp's built-in skeleton, flagged [`PinSource::SpecDefaults`] (assumed for an
@@ -261,6 +268,8 @@ impl ImagePins {
             lean_toolchain: pins.lean_toolchain,
             mathlib_rev: pins.mathlib_rev,
             spec_hash: None,
+            lock_hash: None,
+            tools: Vec::new(),
             source: PinSource::SpecDefaults,
         }
     }
@@ -282,6 +291,29 @@ impl ImagePins {
             Some(pins) => Ok(pins),
             None => Self::spec_defaults(spec),
         }
+    }
+
+    /// Read the pins from `map`, whose keys are picked from [`PIN_ENV_LABELS`] by `key`.
+    fn from_map(
+        map: &BTreeMap<String, String>,
+        key: fn((&'static str, &'static str)) -> &'static str,
+    ) -> Option<Self> {
+        let [toolchain, rev, hash, lock_hash, tools] = PIN_ENV_LABELS.map(key);
+        let get = |k: &str| {
+            map.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Self {
+            lean_toolchain: get(toolchain)?,
+            mathlib_rev: get(rev)?,
+            spec_hash: get(hash),
+            lock_hash: get(lock_hash),
+            tools: get(tools)
+                .and_then(|t| parse_tools_label(&t))
+                .unwrap_or_default(),
+            source: PinSource::Labels,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SpecError};
+use crate::lock::{tools_label, ImageLock};
 use crate::pins::{LeanPins, Skeleton};
 
 /// File name of the default spec inside `images/`.
@@ -33,6 +34,14 @@ pub enum Step {
     CopySkeleton(String),
     /// Accepted only as `root` (or `0`): atp images run everything as root.
     User(String),
+    /// Install global npm packages: `name`, `name@1.2.3` or `name@dist-tag` each (rendered as
+    /// one `npm install -g` at the locked versions, then `npm cache clean --force`).
+    Npm(Vec<String>),
+    /// Install Python applications with pipx: `name` or `name==1.2.3` each (one
+    /// `pipx install name==VERSION` per entry, at the locked versions).
+    Pipx(Vec<String>),
+    /// Install elan (no default toolchain) from its GitHub release `X.Y.Z`.
+    Elan(String),
 }
 
 impl Step {
@@ -44,6 +53,9 @@ impl Step {
             Step::Workdir(_) => "workdir",
             Step::CopySkeleton(_) => "copy_skeleton",
             Step::User(_) => "user",
+            Step::Npm(_) => "npm",
+            Step::Pipx(_) => "pipx",
+            Step::Elan(_) => "elan",
         }
     }
 }
@@ -124,6 +136,9 @@ struct RawStep {
     workdir: Option<String>,
     copy_skeleton: Option<String>,
     user: Option<String>,
+    npm: Option<Vec<String>>,
+    pipx: Option<Vec<String>>,
+    elan: Option<String>,
 }
 
 impl RawStep {
@@ -134,6 +149,9 @@ impl RawStep {
             self.workdir.map(Step::Workdir),
             self.copy_skeleton.map(Step::CopySkeleton),
             self.user.map(Step::User),
+            self.npm.map(Step::Npm),
+            self.pipx.map(Step::Pipx),
+            self.elan.map(Step::Elan),
         ]
         .into_iter()
         .flatten()
@@ -150,7 +168,7 @@ impl RawStep {
             kind: "step",
             message: format!(
                 "holds {} instructions ({}); write exactly one of env, run, workdir, \
-                 copy_skeleton, user per [[step]]",
+                 copy_skeleton, user, npm, pipx, elan per [[step]]",
                 kinds.len(),
                 if kinds.is_empty() {
                     "none".to_string()
@@ -170,11 +188,13 @@ pub struct PinAssertions {
     pub mathlib_rev: Option<String>,
 }
 
-/// A sandbox image: base, ordered steps, labels, and the Lean skeleton that fixes its pins.
+/// A sandbox image: base, ordered steps, labels, the Lean skeleton that fixes its pins, and
+/// optionally the lock that fixes its tool versions.
 ///
 /// Invariant (checked by [`ImageSpec::validate`], which every renderer calls): the base is set,
-/// every step leaves a usable root shell, the skeleton is copied at least once, and no value in
-/// the spec contradicts the skeleton's pins.
+/// every step leaves a usable root shell, the skeleton is copied at least once, no value in
+/// the spec contradicts the skeleton's pins, every `npm`/`pipx`/`elan` entry can be locked, and
+/// an attached lock was made from the spec as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     /// Where the spec came from, for messages (a path, or a name for in-code specs).
@@ -189,6 +209,8 @@ pub struct ImageSpec {
     pub skeleton: Skeleton,
     /// Pins restated by the spec, if any.
     pub pin_assertions: PinAssertions,
+    /// The attached lock ([`ImageSpec::with_lock`]); not part of the spec hash.
+    pub(crate) lock: Option<ImageLock>,
 }
 
 impl ImageSpec {
@@ -202,6 +224,7 @@ impl ImageSpec {
             labels: BTreeMap::new(),
             skeleton,
             pin_assertions: PinAssertions::default(),
+            lock: None,
         }
     }
 
@@ -251,7 +274,9 @@ impl ImageSpec {
     }
 
     /// atp's default spec (`images/open-atp.toml` with `images/lean/`), compiled in — what
-    /// `atp prove` builds when the image is missing and no checkout is at hand.
+    /// `atp prove` builds when the image is missing and no checkout is at hand. The committed
+    /// lock (`images/open-atp.lock`) is compiled in too and attached while it is fresh (the
+    /// lock's own policy: a stale lock is not used), so the built-in image is the locked one.
     pub fn builtin() -> Result<Self> {
         let text = include_str!("../../../images/open-atp.toml");
         let origin = "atp's built-in spec (images/open-atp.toml)";
@@ -259,7 +284,16 @@ impl ImageSpec {
             path: PathBuf::from(origin),
             message: describe_toml_error(text, &e),
         })?;
-        Self::from_file(file, origin.to_string(), Skeleton::builtin())
+        let spec = Self::from_file(file, origin.to_string(), Skeleton::builtin())?;
+        let lock = ImageLock::parse(
+            include_str!("../../../images/open-atp.lock"),
+            "atp's built-in lock (images/open-atp.lock)",
+        )?;
+        match spec.clone().with_lock(lock) {
+            Ok(locked) => Ok(locked),
+            Err(SpecError::StaleLock { .. }) => Ok(spec),
+            Err(e) => Err(e),
+        }
     }
 
     fn from_file(file: SpecFile, origin: String, skeleton: Skeleton) -> Result<Self> {
@@ -277,6 +311,7 @@ impl ImageSpec {
             labels: file.labels,
             skeleton,
             pin_assertions: file.pins.unwrap_or_default(),
+            lock: None,
         };
         spec.validate()?;
         Ok(spec)
@@ -318,24 +353,32 @@ impl ImageSpec {
     }
 
     /// The labels the image carries: user labels plus `atp.lean-toolchain`, `atp.mathlib-rev`,
-    /// `atp.spec-hash`.
+    /// `atp.spec-hash`, and with a lock attached `atp.lock-hash` and `atp.tools`.
     pub fn image_labels(&self) -> Result<BTreeMap<String, String>> {
-        let pins = self.pins()?;
         let mut labels = self.labels.clone();
-        labels.insert(crate::LABEL_LEAN_TOOLCHAIN.into(), pins.lean_toolchain);
-        labels.insert(crate::LABEL_MATHLIB_REV.into(), pins.mathlib_rev);
-        labels.insert(crate::LABEL_SPEC_HASH.into(), self.spec_hash()?);
+        let mut env = self.pin_env()?;
+        for (var, label) in crate::PIN_ENV_LABELS {
+            if let Some(value) = env.remove(var) {
+                labels.insert(label.to_string(), value);
+            }
+        }
         Ok(labels)
     }
 
-    /// The environment variables recording the pins inside the image (`ATP_LEAN_TOOLCHAIN`, ...).
+    /// The environment variables recording the pins inside the image (`ATP_LEAN_TOOLCHAIN`,
+    /// `ATP_MATHLIB_REV`, `ATP_SPEC_HASH`; with a lock `ATP_LOCK_HASH` and `ATP_TOOLS`).
     pub fn pin_env(&self) -> Result<BTreeMap<String, String>> {
         let pins = self.pins()?;
-        Ok(BTreeMap::from([
+        let mut env = BTreeMap::from([
             (crate::ENV_LEAN_TOOLCHAIN.into(), pins.lean_toolchain),
             (crate::ENV_MATHLIB_REV.into(), pins.mathlib_rev),
             (crate::ENV_SPEC_HASH.into(), self.spec_hash()?),
-        ]))
+        ]);
+        if let Some(lock) = &self.lock {
+            env.insert(crate::ENV_LOCK_HASH.into(), lock.lock_hash().to_string());
+            env.insert(crate::ENV_TOOLS.into(), tools_label(lock.tools()));
+        }
+        Ok(env)
     }
 
     /// Check the invariant; see the type's docs.
@@ -407,11 +450,23 @@ impl ImageSpec {
                         )));
                     }
                 }
+                Step::Npm(entries) | Step::Pipx(entries) => {
+                    if entries.is_empty() {
+                        return Err(bad("installs nothing; remove the step".into()));
+                    }
+                }
+                // Checked with every other entry by `requirements` below.
+                Step::Elan(_) => {}
             }
             self.check_step_pins(i + 1, step, &pins)?;
         }
         if !copied {
             return Err(SpecError::NoSkeletonCopy { origin: origin() });
+        }
+        self.requirements()?;
+        if let Some(lock) = &self.lock {
+            let lock_path = crate::lock_path_for(Path::new(&self.origin));
+            lock.check_against(self, &lock_path.display().to_string())?;
         }
         Ok(())
     }

@@ -366,6 +366,7 @@ impl ComputeBackend for ModalBackend {
                     id: id.clone(),
                     labels,
                     size_bytes: None,
+                    repo_digests: Vec::new(),
                 })
             })
             .await?;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use atp_backend::{BackendError, Health, ImageInfo};
+use atp_image::ImagePins;
 use serde::Serialize;
 
 use crate::backend::{self, BackendArgs};
@@ -47,6 +48,9 @@ struct Report {
     image: String,
     engine: Check<Health>,
     image_check: Check<ImageInfo>,
+    /// The image's pins, lock hash and tool versions as read from its `atp.*` labels; `None`
+    /// when the image was not found or carries no pins.
+    pins: Option<ImagePins>,
 }
 
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
@@ -60,8 +64,13 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             reason: "engine not reachable".into(),
         }
     };
+    let pins = match &image_check {
+        Check::Ok(info) => ImagePins::from_labels(&info.labels),
+        _ => None,
+    };
     let report = Report {
         ok: engine.ok() && image_check.ok(),
+        pins,
         backend: b.name().to_string(),
         image: b.image().to_string(),
         engine,
@@ -111,16 +120,25 @@ fn render(r: &Report) -> String {
                 "image",
                 format!("{} — present ({}{size})", i.name, short_id(&i.id)),
             );
+            // The tool list is shown parsed, one line per tool, below.
             let pins: BTreeMap<_, _> = i
                 .labels
                 .iter()
-                .filter(|(k, _)| k.starts_with("atp."))
+                .filter(|(k, _)| k.starts_with("atp.") && k.as_str() != atp_image::LABEL_TOOLS)
                 .collect();
             if pins.is_empty() {
                 line("labels", "no atp.* labels".into());
             }
             for (k, v) in pins {
                 line("label", format!("{k}={v}"));
+            }
+            match &r.pins {
+                Some(p) if !p.tools.is_empty() => {
+                    for t in &p.tools {
+                        line("tool", format!("{} {} {}", t.kind, t.name, t.version));
+                    }
+                }
+                _ => line("tools", "not locked (no atp.tools label)".into()),
             }
         }
         Check::Failed { error, .. } => line("image", format!("FAILED — {error}")),
