@@ -20,6 +20,9 @@ pub const PID_DIR: &str = "/tmp/.atp-exec";
 pub const LABEL_RUN_ID: &str = "atp.run-id";
 /// Label / tag present (value `true`) on every sandbox atp creates.
 pub const LABEL_MANAGED: &str = "atp.managed";
+/// Label / tag naming what a sandbox is for when it is not the run's main work (e.g.
+/// `self-test` for the verifier's canaries), so tools and tests can tell them apart.
+pub const LABEL_PURPOSE: &str = "atp.purpose";
 /// Default grace between SIGTERM and SIGKILL when a command exceeds its budget.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(30);
 /// Default command budget when neither the exec nor the session sets one.

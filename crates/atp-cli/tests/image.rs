@@ -666,6 +666,13 @@ fn stale_default_spec() -> (tempfile::TempDir, PathBuf) {
         dir.path().join("open-atp.lock"),
     )
     .expect("copy lock");
+    // the spec's copy step (atp's checker sources) travels with it
+    let checker = dir.path().join("checker");
+    std::fs::create_dir(&checker).expect("mkdir checker");
+    for e in std::fs::read_dir(images_dir().join("checker")).expect("checker sources") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), checker.join(e.file_name())).expect("copy checker source");
+    }
     (dir, spec)
 }
 
@@ -796,7 +803,7 @@ fn image_pins_of_the_locked_default_spec_lists_the_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_build_installs_the_locked_versions_and_doctor_shows_them() {
-    if !engine_ready(module_path!()) {
+    if crate::common::engine(module_path!()).await.is_none() {
         return;
     }
     let base = test_image();

@@ -261,11 +261,13 @@ async fn prove_with_tactics_runs_on_modal_and_verifies_in_a_second_sandbox() {
         .sandboxes()
         .into_iter()
         .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        // the verifier's self-test canaries (once per image id) are not this run's work
+        .filter(|s| !s.tags.contains_key(atp_backend::layout::LABEL_PURPOSE))
         .collect();
     assert_eq!(
         boxes.len(),
-        2,
-        "the prover's sandbox and the verifier's: {boxes:?}"
+        3,
+        "the prover's sandbox and the verifier's two (build, check): {boxes:?}"
     );
     assert!(boxes.iter().all(|s| s.terminated && s.network_blocked));
     fake.shutdown().await;
@@ -344,13 +346,16 @@ async fn claude_code_proves_on_modal_and_the_verifier_runs_without_network() {
         .sandboxes()
         .into_iter()
         .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        // the verifier's self-test canaries (once per image id) are not this run's work
+        .filter(|s| !s.tags.contains_key(atp_backend::layout::LABEL_PURPOSE))
         .collect();
-    assert_eq!(boxes.len(), 2, "{boxes:?}");
+    // the agent's sandbox and the verifier's two (build, check)
+    assert_eq!(boxes.len(), 3, "{boxes:?}");
     assert!(boxes.iter().all(|s| s.terminated), "{boxes:?}");
     assert_eq!(
         boxes.iter().filter(|s| s.network_blocked).count(),
-        1,
-        "the verifier's sandbox has no network, the agent's has: {boxes:?}"
+        2,
+        "the verifier's sandboxes have no network, the agent's has: {boxes:?}"
     );
     // The credential travelled in the exec, never in the sandbox's definition.
     assert!(boxes

@@ -33,7 +33,8 @@ pub use pins::{
 };
 pub use render::ModalLayer;
 pub use spec::{
-    Commands, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE, DEFAULT_TAG,
+    Commands, CopyDir, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE,
+    DEFAULT_TAG,
 };
 pub use tools::{elan_release_url, Requirement, ToolKind, Wanted};
 

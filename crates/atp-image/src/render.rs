@@ -46,6 +46,12 @@ enum Instr {
     Workdir(String),
     CopySkeleton(String),
     User(String),
+    /// A spec directory (`from`) placed at `to`: its files.
+    Copy {
+        from: String,
+        to: String,
+        files: BTreeMap<String, Vec<u8>>,
+    },
 }
 
 impl ImageSpec {
@@ -84,6 +90,11 @@ impl ImageSpec {
                 Step::Workdir(dir) => Instr::Workdir(dir.clone()),
                 Step::CopySkeleton(dest) => Instr::CopySkeleton(dest.clone()),
                 Step::User(user) => Instr::User(user.clone()),
+                Step::Copy(copy) => Instr::Copy {
+                    from: copy.from.clone(),
+                    to: copy.to.clone(),
+                    files: copy.files.clone(),
+                },
                 Step::Npm(entries) => {
                     let args = (0..entries.len())
                         .map(|k| arg(index, k))
@@ -146,6 +157,11 @@ impl ImageSpec {
                     format!("COPY [{}]", args.join(", "))
                 }
                 Instr::User(user) => format!("USER {user}"),
+                Instr::Copy { from, to, .. } => format!(
+                    "COPY [{}, {}]",
+                    json_str(&format!("{from}/")),
+                    json_str(&format!("{}/", to.trim_end_matches('/')))
+                ),
             };
             out.push_str(&line);
             out.push('\n');
@@ -161,13 +177,23 @@ impl ImageSpec {
         Ok(out)
     }
 
-    /// The files of the Dockerfile's build context: `(name, contents)`, sorted by name.
+    /// The files of the Dockerfile's build context: `(name, contents)`: the skeleton's files,
+    /// then each copied directory's under its `from` path.
     pub fn build_context(&self) -> Vec<(String, Vec<u8>)> {
-        self.skeleton
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .skeleton
             .files()
             .iter()
             .map(|(name, bytes)| (name.clone(), bytes.clone()))
-            .collect()
+            .collect();
+        for step in &self.steps {
+            if let Step::Copy(copy) = step {
+                for (rel, bytes) in &copy.files {
+                    out.push((format!("{}/{rel}", copy.from), bytes.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// Modal's ordered layers: the registry base, one layer per step, and a last layer with the
@@ -199,6 +225,28 @@ impl ImageSpec {
                     format!("RUN {}", parts.join(" && "))
                 }
                 Instr::User(user) => format!("USER {user}"),
+                Instr::Copy { to, files, .. } => {
+                    let dest = to.trim_end_matches('/');
+                    let mut dirs: std::collections::BTreeSet<String> =
+                        std::collections::BTreeSet::from([dest.to_string()]);
+                    for rel in files.keys() {
+                        if let Some((parent, _)) = rel.rsplit_once('/') {
+                            dirs.insert(format!("{dest}/{parent}"));
+                        }
+                    }
+                    let mut parts: Vec<String> = dirs
+                        .iter()
+                        .map(|d| format!("mkdir -p {}", shell_quote(d)))
+                        .collect();
+                    for (rel, bytes) in &files {
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                        parts.push(format!(
+                            "printf '%s' {b64} | base64 -d > {}",
+                            shell_quote(&format!("{dest}/{rel}"))
+                        ));
+                    }
+                    format!("RUN {}", parts.join(" && "))
+                }
             };
             layers.push(ModalLayer {
                 base: None,

@@ -42,6 +42,112 @@ pub enum Step {
     Pipx(Vec<String>),
     /// Install elan (no default toolchain) from its GitHub release `X.Y.Z`.
     Elan(String),
+    /// Place a directory of the spec (its regular, non-hidden files, recursively) at an
+    /// absolute path — e.g. the Lean source of atp's checker, built by a later `run` step.
+    Copy(CopyDir),
+}
+
+/// The directories the built-in spec copies, compiled in (`images/checker/`: atp's checker).
+const BUILTIN_COPY_DIRS: &[(&str, &[(&str, &str)])] = &[(
+    "checker",
+    &[
+        (
+            "AtpCheck.lean",
+            include_str!("../../../images/checker/AtpCheck.lean"),
+        ),
+        (
+            "lakefile.toml",
+            include_str!("../../../images/checker/lakefile.toml"),
+        ),
+    ],
+)];
+
+/// A directory copied into the image by a [`Step::Copy`].
+///
+/// Its identity (for [`ImageSpec::spec_hash`]) is `from`, `to` and each file's sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDir {
+    /// The directory, relative to the spec file (`checker`).
+    pub from: String,
+    /// Absolute destination directory in the image.
+    pub to: String,
+    /// `relative path → contents`, sorted.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Serialize for CopyDir {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            from: &'a str,
+            to: &'a str,
+            files: BTreeMap<&'a str, String>,
+        }
+        Canonical {
+            from: &self.from,
+            to: &self.to,
+            files: self
+                .files
+                .iter()
+                .map(|(k, v)| (k.as_str(), hex::encode(Sha256::digest(v))))
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl CopyDir {
+    /// Read `dir/from`: every regular file not under a hidden entry (`.lake` build output and
+    /// the like are never copied), at any depth. Links are refused.
+    pub fn read(dir: &Path, from: &str, to: &str) -> Result<Self> {
+        let root = dir.join(from);
+        let mut files = BTreeMap::new();
+        fn walk(
+            base: &Path,
+            rel: &str,
+            files: &mut BTreeMap<String, Vec<u8>>,
+        ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+            let here = base.join(rel);
+            let mut entries: Vec<_> = std::fs::read_dir(&here)
+                .map_err(|e| (here.clone(), e))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| (here.clone(), e))?;
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ty = e.file_type().map_err(|err| (e.path(), err))?;
+                if ty.is_dir() {
+                    walk(base, &child, files)?;
+                } else if ty.is_file() {
+                    let bytes = std::fs::read(e.path()).map_err(|err| (e.path(), err))?;
+                    files.insert(child, bytes);
+                } else {
+                    return Err((
+                        e.path(),
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "a link or special file cannot be copied into an image; replace it by a regular file",
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        walk(&root, "", &mut files).map_err(|(path, error)| SpecError::Read { path, error })?;
+        Ok(CopyDir {
+            from: from.to_string(),
+            to: to.to_string(),
+            files,
+        })
+    }
 }
 
 impl Step {
@@ -56,6 +162,7 @@ impl Step {
             Step::Npm(_) => "npm",
             Step::Pipx(_) => "pipx",
             Step::Elan(_) => "elan",
+            Step::Copy(_) => "copy",
         }
     }
 }
@@ -139,10 +246,44 @@ struct RawStep {
     npm: Option<Vec<String>>,
     pipx: Option<Vec<String>>,
     elan: Option<String>,
+    copy: Option<RawCopy>,
+}
+
+/// `copy = { from = "dir", to = "/abs" }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCopy {
+    from: String,
+    to: String,
 }
 
 impl RawStep {
-    fn into_step(self, origin: &str, index: usize) -> Result<Step> {
+    fn into_step(
+        self,
+        origin: &str,
+        index: usize,
+        read_copy: &dyn Fn(&str, &str) -> Result<CopyDir>,
+    ) -> Result<Step> {
+        let copy = match self.copy {
+            Some(c) => {
+                if c.from.is_empty()
+                    || c.from.starts_with('/')
+                    || c.from.split('/').any(|p| p == ".." || p.is_empty())
+                {
+                    return Err(SpecError::BadStep {
+                        origin: origin.to_string(),
+                        step: index,
+                        kind: "copy",
+                        message: format!(
+                            "from = {:?} must be a directory relative to the spec, without `..`",
+                            c.from
+                        ),
+                    });
+                }
+                Some(Step::Copy(read_copy(&c.from, &c.to)?))
+            }
+            None => None,
+        };
         let mut steps: Vec<Step> = [
             self.env.map(Step::Env),
             self.run.map(Step::Run),
@@ -152,6 +293,7 @@ impl RawStep {
             self.npm.map(Step::Npm),
             self.pipx.map(Step::Pipx),
             self.elan.map(Step::Elan),
+            copy,
         ]
         .into_iter()
         .flatten()
@@ -168,7 +310,7 @@ impl RawStep {
             kind: "step",
             message: format!(
                 "holds {} instructions ({}); write exactly one of env, run, workdir, \
-                 copy_skeleton, user, npm, pipx, elan per [[step]]",
+                 copy_skeleton, copy, user, npm, pipx, elan per [[step]]",
                 kinds.len(),
                 if kinds.is_empty() {
                     "none".to_string()
@@ -266,10 +408,12 @@ impl ImageSpec {
                 ),
             });
         }
+        let spec_dir = dir.to_path_buf();
         Self::from_file(
             file,
             path.display().to_string(),
             Skeleton::from_dir(&skeleton_dir)?,
+            &|from: &str, to: &str| CopyDir::read(&spec_dir, from, to),
         )
     }
 
@@ -284,7 +428,32 @@ impl ImageSpec {
             path: PathBuf::from(origin),
             message: describe_toml_error(text, &e),
         })?;
-        let spec = Self::from_file(file, origin.to_string(), Skeleton::builtin())?;
+        let spec = Self::from_file(
+            file,
+            origin.to_string(),
+            Skeleton::builtin(),
+            &|from, to| {
+                let files = BUILTIN_COPY_DIRS
+                    .iter()
+                    .find(|(dir, _)| *dir == from)
+                    .map(|(_, files)| files)
+                    .ok_or_else(|| SpecError::Read {
+                        path: PathBuf::from(from),
+                        error: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the built-in spec copies a directory atp does not carry",
+                        ),
+                    })?;
+                Ok(CopyDir {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    files: files
+                        .iter()
+                        .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
+                        .collect(),
+                })
+            },
+        )?;
         let lock = ImageLock::parse(
             include_str!("../../../images/open-atp.lock"),
             "atp's built-in lock (images/open-atp.lock)",
@@ -296,12 +465,17 @@ impl ImageSpec {
         }
     }
 
-    fn from_file(file: SpecFile, origin: String, skeleton: Skeleton) -> Result<Self> {
+    fn from_file(
+        file: SpecFile,
+        origin: String,
+        skeleton: Skeleton,
+        read_copy: &dyn Fn(&str, &str) -> Result<CopyDir>,
+    ) -> Result<Self> {
         let steps = file
             .steps
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| raw.into_step(&origin, i + 1))
+            .map(|(i, raw)| raw.into_step(&origin, i + 1, read_copy))
             .collect::<Result<Vec<_>>>()?;
         let spec = Self {
             origin,
@@ -457,6 +631,15 @@ impl ImageSpec {
                 }
                 // Checked with every other entry by `requirements` below.
                 Step::Elan(_) => {}
+                Step::Copy(copy) => {
+                    check_abs_path(&copy.to).map_err(&bad)?;
+                    if copy.files.is_empty() {
+                        return Err(bad(format!(
+                            "`{}` holds no file to copy; remove the step",
+                            copy.from
+                        )));
+                    }
+                }
             }
             self.check_step_pins(i + 1, step, &pins)?;
         }

@@ -38,6 +38,11 @@ fn images_copy() -> tempfile::TempDir {
     for f in ["lean-toolchain", "lakefile.toml"] {
         std::fs::copy(src.join("lean").join(f), tmp.path().join("lean").join(f)).expect("copy");
     }
+    std::fs::create_dir(tmp.path().join("checker")).expect("mkdir");
+    for e in std::fs::read_dir(src.join("checker")).expect("checker") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), tmp.path().join("checker").join(e.file_name())).expect("copy");
+    }
     tmp
 }
 
@@ -972,4 +977,46 @@ fn the_builtin_spec_is_the_repositorys_default_spec() {
         builtin.spec_hash().expect("h"),
         on_disk.spec_hash().expect("h")
     );
+}
+
+#[test]
+fn the_checker_is_copied_and_built_by_the_default_spec() {
+    let spec = default_spec();
+    let dockerfile = spec.to_dockerfile().unwrap();
+    let copy = dockerfile
+        .find("COPY [\"checker/\", \"/opt/atp-checker/\"]")
+        .expect("the checker's source is copied");
+    let build = dockerfile
+        .find("cd /opt/atp-checker && lake build")
+        .expect("and built");
+    let toolchain = dockerfile
+        .find("cp /workspace/lean-toolchain /opt/atp-checker/lean-toolchain")
+        .expect("with the skeleton's toolchain");
+    assert!(copy < toolchain && toolchain < build);
+    let context: Vec<String> = spec.build_context().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        context.contains(&"checker/AtpCheck.lean".to_string()),
+        "{context:?}"
+    );
+    assert!(context.contains(&"checker/lakefile.toml".to_string()));
+    // Modal has no build context: the files are written by the layer itself
+    let modal = serde_json::to_string(&spec.to_modal_layers().unwrap()).unwrap();
+    assert!(modal.contains("/opt/atp-checker/AtpCheck.lean"));
+    // the compiled-in spec carries the same checker
+    assert_eq!(
+        ImageSpec::builtin().unwrap().spec_hash().unwrap(),
+        spec.spec_hash().unwrap()
+    );
+    // a change to the checker's source changes the spec hash (a new image id)
+    let tmp = images_copy();
+    let f = tmp.path().join("checker/AtpCheck.lean");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, text + "\n-- changed\n").unwrap();
+    let changed = ImageSpec::load(&tmp.path().join("open-atp.toml")).unwrap();
+    assert_ne!(changed.spec_hash().unwrap(), spec.spec_hash().unwrap());
+    // hidden entries (a local `.lake` build) are never copied
+    std::fs::create_dir_all(tmp.path().join("checker/.lake/build")).unwrap();
+    std::fs::write(tmp.path().join("checker/.lake/build/x"), "x").unwrap();
+    let again = ImageSpec::load(&tmp.path().join("open-atp.toml")).unwrap();
+    assert_eq!(again.spec_hash().unwrap(), changed.spec_hash().unwrap());
 }
