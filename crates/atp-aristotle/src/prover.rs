@@ -44,8 +44,10 @@ pub struct AristotleConfig {
     pub poll_interval: Duration,
     /// Polls that may fail in a row (each already retried by the client) before giving up.
     pub max_poll_failures: u32,
-    /// Largest result archive accepted.
+    /// Largest result archive accepted (as downloaded).
     pub max_result_bytes: u64,
+    /// Bounds on what the unpacked result may hold (bytes of files, entries).
+    pub unpack_limits: unpack::UnpackLimits,
     pub client: ClientOptions,
 }
 
@@ -56,6 +58,7 @@ impl Default for AristotleConfig {
             poll_interval: Duration::from_secs(15),
             max_poll_failures: 5,
             max_result_bytes: 1 << 30,
+            unpack_limits: unpack::DEFAULT_LIMITS,
             client: ClientOptions::default(),
         }
     }
@@ -478,7 +481,7 @@ impl Job<'_> {
                     format!("{}: {e}", self.layout.root.display()),
                 )
             })?;
-        if let Err(e) = unpack::unpack_result(&archive, staging.path()) {
+        if let Err(e) = unpack::unpack_result(&archive, staging.path(), self.config.unpack_limits) {
             let msg = format!("Aristotle's result archive was refused: {e}");
             self.meta
                 .insert("archive_refused".into(), json!(e.to_string()));

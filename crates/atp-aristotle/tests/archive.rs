@@ -46,9 +46,21 @@ async fn serve(result: Vec<u8>) -> MockServer {
 
 /// Run the flow over `archive`; it must be refused with the workdir untouched.
 async fn refused(archive: Vec<u8>, out: &Out, why: &str) -> String {
+    refused_within(archive, out, why, atp_aristotle::unpack::DEFAULT_LIMITS).await
+}
+
+/// As [`refused`], the unpacked result bounded by `limits`.
+async fn refused_within(
+    archive: Vec<u8>,
+    out: &Out,
+    why: &str,
+    limits: atp_aristotle::unpack::UnpackLimits,
+) -> String {
     let server = serve(archive).await;
     let before = out.wd_file();
-    let g = generate(&prover(&server.uri()), out, Duration::from_secs(30), None).await;
+    let mut cfg = config(&server.uri());
+    cfg.unpack_limits = limits;
+    let g = generate(&prover_with(cfg), out, Duration::from_secs(30), None).await;
     let GenOutcome::Failed { error, message } = &g.outcome else {
         panic!("{why}: {:?}", g.outcome)
     };
@@ -180,4 +192,41 @@ async fn an_oversized_download_is_refused_before_unpacking() {
     assert_eq!(error, "aristotle_result_too_large");
     assert!(!out.layout.logs().join("aristotle_result.tar.gz").exists());
     assert!(!out.layout.logs().join("aristotle_result.part").exists());
+}
+
+#[tokio::test]
+async fn an_archive_over_the_entry_limit_is_refused() {
+    let out = Out::new();
+    let names: Vec<String> = (0..20).map(|i| format!("wd_aristotle/F{i}.lean")).collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "-- x\n")).collect();
+    let m = refused_within(
+        targz(&files),
+        &out,
+        "too many entries",
+        atp_aristotle::unpack::UnpackLimits {
+            max_total_bytes: 1 << 20,
+            max_entries: 10,
+        },
+    )
+    .await;
+    assert!(m.contains("more than 10 entries"), "{m}");
+    assert!(!out.layout.wd().join("F0.lean").exists());
+}
+
+#[tokio::test]
+async fn an_archive_over_the_size_limit_is_refused() {
+    let out = Out::new();
+    // Compresses to a few hundred bytes (under the download cap), unpacks to 64 KiB.
+    let big = "x".repeat(64 * 1024);
+    let m = refused_within(
+        targz(&[("wd_aristotle/Fixture.lean", big.as_str())]),
+        &out,
+        "too many bytes",
+        atp_aristotle::unpack::UnpackLimits {
+            max_total_bytes: 16 * 1024,
+            max_entries: 1000,
+        },
+    )
+    .await;
+    assert!(m.contains("more than 16384 bytes"), "{m}");
 }

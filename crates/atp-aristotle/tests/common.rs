@@ -109,6 +109,7 @@ pub fn config(uri: &str) -> AristotleConfig {
         poll_interval: Duration::from_millis(50),
         max_poll_failures: 5,
         max_result_bytes: 1 << 20,
+        unpack_limits: atp_aristotle::unpack::DEFAULT_LIMITS,
         client: ClientOptions {
             backoff: Backoff {
                 first: Duration::from_millis(10),
@@ -124,8 +125,13 @@ pub fn config(uri: &str) -> AristotleConfig {
 }
 
 pub fn prover(uri: &str) -> AristotleProver {
+    prover_with(config(uri))
+}
+
+/// A prover over `config`, with the test key.
+pub fn prover_with(config: AristotleConfig) -> AristotleProver {
     let env: BTreeMap<String, String> = [("ARISTOTLE_API_KEY".to_string(), KEY.to_string())].into();
-    AristotleProver::new(config(uri), EnvSource::fixed(env))
+    AristotleProver::new(config, EnvSource::fixed(env))
 }
 
 /// Run `generate` with `budget`, cancelling after `cancel_after` when given.
