@@ -8,8 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use atp_backend::ExecOptions;
 use atp_prover::{
-    run_logged, AuthStatus, CollectContext, EnvSource, GenOutcome, GenerateContext, Generation, Preparation,
-    PrepareContext, ProveError, Prover, ProverInfo, ProverKind, RunEnd, SandboxRequest, Usage,
+    run_logged, AuthStatus, CollectContext, EnvSource, GenOutcome, GenerateContext, Generation,
+    Preparation, PrepareContext, ProveError, Prover, ProverInfo, ProverKind, RunEnd,
+    SandboxRequest, Usage,
 };
 use serde_json::json;
 

@@ -20,9 +20,7 @@ use std::path::Path;
 use atp_prover::{AuthKind, AuthStatus, EnvSource, ProgressEvent, Usage};
 use serde_json::{json, Value};
 
-use crate::harness::{
-    Collected, CredentialError, Credentials, Harness, Parsed, StreamParser,
-};
+use crate::harness::{Collected, CredentialError, Credentials, Harness, Parsed, StreamParser};
 use crate::safe_fs;
 
 /// Attempts per LLM call (ax-prover's own default is 10,000).
@@ -228,7 +226,10 @@ impl Harness for AxProver {
         _home: &str,
     ) -> Result<Credentials, CredentialError> {
         let p = self.provider().ok_or_else(|| {
-            CredentialError(format!("axprover: unknown provider of {}", self.qualified_model()))
+            CredentialError(format!(
+                "axprover: unknown provider of {}",
+                self.qualified_model()
+            ))
         })?;
         let key = env.get(p.key_env).ok_or_else(|| {
             CredentialError(format!("axprover: no credential — set {}", p.key_env))
@@ -251,7 +252,8 @@ impl Harness for AxProver {
     }
 
     fn stage(&self, wd: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(&self.config_json()).map_err(std::io::Error::other)?;
+        let text =
+            serde_json::to_string_pretty(&self.config_json()).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(wd.join(crate::ATP_DIR))?;
         std::fs::write(wd.join(crate::ATP_DIR).join(CONFIG_FILE), text + "\n")
     }
@@ -282,10 +284,13 @@ exit $status
 
     fn static_env(&self) -> BTreeMap<String, String> {
         // No LangSmith tracing out of the sandbox.
-        [("LANGSMITH_TRACING", "false"), ("LANGCHAIN_TRACING_V2", "false")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("LANGSMITH_TRACING", "false"),
+            ("LANGCHAIN_TRACING_V2", "false"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn parser(&self) -> Box<dyn StreamParser> {
@@ -355,7 +360,10 @@ impl StreamParser for AxParser {
                     return vec![ProgressEvent::Turn];
                 }
                 Some("atp.file_done") => {
-                    if v.get("exit").and_then(Value::as_i64).is_some_and(|c| c != 0) {
+                    if v.get("exit")
+                        .and_then(Value::as_i64)
+                        .is_some_and(|c| c != 0)
+                    {
                         self.failed_files += 1;
                     }
                     return Vec::new();
@@ -427,7 +435,10 @@ mod tests {
         let c = AxProver::default()
             .credentials(&env, Path::new("/tmp"), "/root")
             .expect("creds");
-        assert_eq!(c.exec_env.keys().collect::<Vec<_>>(), vec!["ANTHROPIC_API_KEY"]);
+        assert_eq!(
+            c.exec_env.keys().collect::<Vec<_>>(),
+            vec!["ANTHROPIC_API_KEY"]
+        );
         let none = EnvSource::fixed(Default::default());
         let s = AxProver::default().auth(&none);
         assert!(s.state.blocks());

@@ -296,6 +296,15 @@ pub struct CodexParser {
     failed: bool,
 }
 
+/// Whether a finished tool item failed (a non-zero exit, a failed status, an MCP error).
+fn failed(item: &Value) -> bool {
+    item.get("exit_code")
+        .and_then(Value::as_i64)
+        .is_some_and(|c| c != 0)
+        || item.get("status").and_then(Value::as_str) == Some("failed")
+        || item.pointer("/result/isError").and_then(Value::as_bool) == Some(true)
+}
+
 fn u(v: &Value, keys: &[&str]) -> u64 {
     keys.iter()
         .find_map(|k| v.get(*k).and_then(Value::as_u64))
@@ -348,34 +357,22 @@ impl StreamParser for CodexParser {
                             self.last_text = Some(t.to_string());
                         }
                     }
-                    Some("command_execution") => {
-                        if item
-                            .get("exit_code")
-                            .and_then(Value::as_i64)
-                            .is_some_and(|c| c != 0)
-                            || item.get("status").and_then(Value::as_str) == Some("failed")
-                        {
-                            self.tool_errors += 1;
-                        }
-                    }
-                    Some("mcp_tool_call") => {
-                        if item.get("status").and_then(Value::as_str) == Some("failed")
-                            || item.pointer("/result/isError").and_then(Value::as_bool)
-                                == Some(true)
-                        {
-                            self.tool_errors += 1;
-                        }
+                    Some("command_execution") | Some("mcp_tool_call") if failed(item) => {
+                        self.tool_errors += 1;
                     }
                     _ => {}
                 }
             }
             Some("turn.completed") => {
                 let usage = v.get("usage").unwrap_or(&Value::Null);
-                self.usage.input_tokens += u(usage, &["input_tokens", "inputTokens", "prompt_tokens"]);
+                self.usage.input_tokens +=
+                    u(usage, &["input_tokens", "inputTokens", "prompt_tokens"]);
                 self.usage.cached_input_tokens +=
                     u(usage, &["cached_input_tokens", "cachedInputTokens"]);
-                self.usage.output_tokens +=
-                    u(usage, &["output_tokens", "outputTokens", "completion_tokens"]);
+                self.usage.output_tokens += u(
+                    usage,
+                    &["output_tokens", "outputTokens", "completion_tokens"],
+                );
                 self.turns_completed += 1;
                 self.finished = true;
                 self.usage.stop_reason = Some(
@@ -446,7 +443,10 @@ mod tests {
     #[test]
     fn the_real_cli_transcript_of_a_solve() {
         // Codex 0.171.0 against atp-model-fake: 1200+1500 uncached, 3000+4000 read, 500 written.
-        let (ev, p) = parse_all(&mut CodexParser::default(), &transcript("codex/solve.jsonl"));
+        let (ev, p) = parse_all(
+            &mut CodexParser::default(),
+            &transcript("codex/solve.jsonl"),
+        );
         assert!(p.finished && !p.is_error);
         assert_eq!(p.usage.input_tokens, 2700 + 7000 + 500);
         assert_eq!(p.usage.cached_input_tokens, 7000);
@@ -526,7 +526,9 @@ mod tests {
             api_base: Some("http://127.0.0.1:9/v1".into()),
             ..Default::default()
         };
-        let c = h.credentials(&env, Path::new("/tmp"), "/root").expect("creds");
+        let c = h
+            .credentials(&env, Path::new("/tmp"), "/root")
+            .expect("creds");
         assert_eq!(c.exec_env[API_KEY_ENV], "sk-secret");
         assert_eq!(c.exec_env[BASE_URL_ENV], "http://127.0.0.1:9/v1");
         assert!(c.mounts.is_empty());

@@ -167,11 +167,7 @@ impl Credentials {
             .map_err(err)?;
         f.write_all(bytes).map_err(err)?;
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-        if !self
-            .mounts
-            .iter()
-            .any(|m| m.container == CREDENTIALS_MOUNT)
-        {
+        if !self.mounts.iter().any(|m| m.container == CREDENTIALS_MOUNT) {
             self.mounts
                 .push(Mount::read_only(private.to_path_buf(), CREDENTIALS_MOUNT));
         }
@@ -179,9 +175,17 @@ impl Credentials {
     }
 
     /// Copy the credential file `src` alone as `private/rel` (see [`Credentials::add_file`]).
-    pub fn copy_file(&mut self, src: &Path, private: &Path, rel: &str) -> Result<(), CredentialError> {
+    pub fn copy_file(
+        &mut self,
+        src: &Path,
+        private: &Path,
+        rel: &str,
+    ) -> Result<(), CredentialError> {
         let bytes = std::fs::read(src).map_err(|e| {
-            CredentialError(format!("{}: cannot read the credential file: {e}", src.display()))
+            CredentialError(format!(
+                "{}: cannot read the credential file: {e}",
+                src.display()
+            ))
         })?;
         self.add_file(private, rel, &bytes)
     }

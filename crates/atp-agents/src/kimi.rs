@@ -125,9 +125,9 @@ impl Harness for Kimi {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Value::Null);
-        let expires = v.get("expires_at").and_then(|x| {
-            x.as_i64().or_else(|| x.as_f64().map(|f| f as i64))
-        });
+        let expires = v
+            .get("expires_at")
+            .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)));
         let refreshable = v
             .get("refresh_token")
             .and_then(Value::as_str)
@@ -148,9 +148,8 @@ impl Harness for Kimi {
         _home: &str,
     ) -> Result<Credentials, CredentialError> {
         let mut c = Credentials::default();
-        let home = kimi_home(env).ok_or_else(|| {
-            CredentialError("kimi: no credential — run `kimi login`".into())
-        })?;
+        let home = kimi_home(env)
+            .ok_or_else(|| CredentialError("kimi: no credential — run `kimi login`".into()))?;
         let files = credential_files(&home);
         if files.is_empty() {
             return Err(CredentialError(format!(
@@ -159,7 +158,10 @@ impl Harness for Kimi {
             )));
         }
         for f in &files {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             c.copy_file(f, private, &format!("kimi/credentials/{name}"))?;
         }
         for name in LOGIN_FILES {
@@ -182,7 +184,8 @@ impl Harness for Kimi {
     fn stage(&self, wd: &Path) -> std::io::Result<()> {
         let home = wd.join(STAGED_HOME);
         std::fs::create_dir_all(&home)?;
-        let mcp = serde_json::to_string_pretty(&LEAN_LSP.kimi_json()).map_err(std::io::Error::other)?;
+        let mcp =
+            serde_json::to_string_pretty(&LEAN_LSP.kimi_json()).map_err(std::io::Error::other)?;
         std::fs::write(home.join("mcp.json"), mcp + "\n")?;
         self.assets
             .stage(wd, self.skills_dir(), None)
@@ -251,8 +254,11 @@ kimi -p "$PROMPT" --model {model} --output-format stream-json < /dev/null
                 c.usage = Some(wire_usage(&text));
             }
         }
-        c.logs
-            .extend(safe_fs::move_tree(wd, SESSIONS_OUT, &logs.join("kimi-session"))?);
+        c.logs.extend(safe_fs::move_tree(
+            wd,
+            SESSIONS_OUT,
+            &logs.join("kimi-session"),
+        )?);
         Ok(c)
     }
 }
@@ -339,10 +345,7 @@ impl StreamParser for KimiParser {
             }
             _ => {
                 if v.get("type").and_then(Value::as_str) == Some("error") {
-                    self.error = v
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    self.error = v.get("message").and_then(Value::as_str).map(str::to_string);
                 }
             }
         }
@@ -432,19 +435,28 @@ mod tests {
         );
         use std::os::unix::fs::PermissionsExt;
         for f in &copied {
-            let mode = std::fs::metadata(private.join(f)).expect("md").permissions().mode();
+            let mode = std::fs::metadata(private.join(f))
+                .expect("md")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{}", f.display());
         }
         // collect: the wire log's usage, the sessions moved to the logs.
         let wd = d.path().join("wd");
         let w = wd.join(SESSIONS_OUT).join("p1/s1/agents/main");
         std::fs::create_dir_all(&w).expect("mk");
-        std::fs::write(w.join("wire.jsonl"), transcript("kimi/wire.hand-written.jsonl")).expect("w");
+        std::fs::write(
+            w.join("wire.jsonl"),
+            transcript("kimi/wire.hand-written.jsonl"),
+        )
+        .expect("w");
         let logs = d.path().join("logs");
         let got = h.collect(&wd, &logs).expect("collect");
         assert_eq!(got.usage.expect("usage").output_tokens, 120);
         assert!(!wd.join(SESSIONS_OUT).exists());
-        assert!(logs.join("kimi-session/p1/s1/agents/main/wire.jsonl").is_file());
+        assert!(logs
+            .join("kimi-session/p1/s1/agents/main/wire.jsonl")
+            .is_file());
         let none = EnvSource::fixed([("HOME".to_string(), "/nonexistent".to_string())].into());
         assert!(h.auth(&none).state.blocks());
         assert!(h.credentials(&none, &private, "/root").is_err());

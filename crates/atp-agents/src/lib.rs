@@ -14,12 +14,12 @@ pub mod assets;
 pub mod axprover;
 pub mod claude_code;
 pub mod codex;
+mod harness;
 pub mod kimi;
 pub mod numina;
 pub mod opencode;
-pub mod vibe;
-mod harness;
 pub mod safe_fs;
+pub mod vibe;
 
 pub use agent::{launch_command, AgentProver};
 pub use assets::{AssetError, Assets, McpServer, LEAN_LSP};

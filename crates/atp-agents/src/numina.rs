@@ -50,11 +50,7 @@ pub const MIN_ROUND: Duration = Duration::from_secs(60);
 /// Where Numina's helpers write their usage.
 pub const HELPER_LEDGER: &str = ".claude/helper_usage.jsonl";
 /// Host variables of Numina's helper scripts, forwarded when set.
-pub const HELPER_ENV: &[&str] = &[
-    "GEMINI_API_KEY",
-    "OPENAI_API_KEY",
-    "LEAN_LEANDEX_API_KEY",
-];
+pub const HELPER_ENV: &[&str] = &["GEMINI_API_KEY", "OPENAI_API_KEY", "LEAN_LEANDEX_API_KEY"];
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// What to do when a round changed a statement.
@@ -78,8 +74,9 @@ pub enum EndReason {
 
 /// The END_REASON of a round: its last `END_REASON:` line, else the `subtype`.
 pub fn end_reason(result_text: Option<&str>, subtype: Option<&str>) -> Option<EndReason> {
-    let re = regex::Regex::new(r"(?mi)^\s*END_REASON:(LIMIT|COMPLETE|SELECTED_TARGET_COMPLETE)\s*$")
-        .ok()?;
+    let re =
+        regex::Regex::new(r"(?mi)^\s*END_REASON:(LIMIT|COMPLETE|SELECTED_TARGET_COMPLETE)\s*$")
+            .ok()?;
     if let Some(t) = result_text {
         if let Some(c) = re.captures_iter(t).last() {
             return match c.get(1)?.as_str().to_ascii_uppercase().as_str() {
@@ -355,8 +352,10 @@ impl Prover for Numina {
                 .map(str::to_string);
             let reason = end_reason(parsed.result_text.as_deref(), subtype.as_deref());
             let round_cost = parsed.reported_cost.or_else(|| {
-                cx.prices
-                    .cost(parsed.model.as_deref().unwrap_or(self.claude.model()), &parsed.usage)
+                cx.prices.cost(
+                    parsed.model.as_deref().unwrap_or(self.claude.model()),
+                    &parsed.usage,
+                )
             });
             if let Some(c) = round_cost {
                 agent_cost += c;
@@ -417,10 +416,7 @@ impl Prover for Numina {
                     Ok(changes) if !changes.is_empty() => {
                         round.statement_changes = changes.clone();
                         statement_changed = true;
-                        let msg = format!(
-                            "numina: round {n} changed {}",
-                            changes.join("; ")
-                        );
+                        let msg = format!("numina: round {n} changed {}", changes.join("; "));
                         tracing::warn!("{msg}");
                         (cx.progress)(ProgressEvent::Note(msg));
                         if self.on_statement_change == OnStatementChange::Error {
@@ -438,7 +434,9 @@ impl Prover for Numina {
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!("numina: the statement guard could not read the workdir: {e}"),
+                    Err(e) => tracing::warn!(
+                        "numina: the statement guard could not read the workdir: {e}"
+                    ),
                 }
             }
             rounds.push(round);
@@ -503,10 +501,16 @@ impl Prover for Numina {
             "statement_changes".into(),
             json!(rounds
                 .iter()
-                .flat_map(|r| r.statement_changes.iter().map(move |c| format!("round {}: {c}", r.round)))
+                .flat_map(|r| r
+                    .statement_changes
+                    .iter()
+                    .map(move |c| format!("round {}: {c}", r.round)))
                 .collect::<Vec<_>>()),
         );
-        m.insert("agent_cost_usd".into(), json!(any_cost.then_some(agent_cost)));
+        m.insert(
+            "agent_cost_usd".into(),
+            json!(any_cost.then_some(agent_cost)),
+        );
         m.insert("round_history".into(), json!(rounds));
         if let Some(t) = last_text {
             m.insert("result_text".into(), json!(clip(&t, 2000)));
@@ -630,9 +634,9 @@ pub fn restored(
             out.insert(rel.to_string(), orig.clone());
             continue;
         };
-        let fixed = vs
-            .iter()
-            .try_fold(cur.clone(), |text, v| restore_decl(&text, orig, v.decl.as_deref()?));
+        let fixed = vs.iter().try_fold(cur.clone(), |text: String, v| {
+            restore_decl(&text, orig, v.decl.as_deref()?)
+        });
         out.insert(rel.to_string(), fixed.unwrap_or_else(|| orig.clone()));
     }
     // Whatever is still in violation is restored whole.
@@ -696,10 +700,7 @@ fn lean_texts(wd: &Path) -> std::io::Result<BTreeMap<String, String>> {
 
 /// Write `text` to `rel` (relative to the workdir) through the sandbox, so every backend has it.
 async fn write_through(session: &dyn ComputeSession, rel: &str, text: &str) -> Result<(), String> {
-    let cmd = format!(
-        "mkdir -p \"$(dirname {q})\" && cat > {q}",
-        q = sq(rel)
-    );
+    let cmd = format!("mkdir -p \"$(dirname {q})\" && cat > {q}", q = sq(rel));
     let r = session
         .exec_wait(
             &cmd,
@@ -747,7 +748,10 @@ impl Ledger {
                 continue;
             };
             let model = v.get("model").and_then(Value::as_str).unwrap_or("unknown");
-            let backend = v.get("backend").and_then(Value::as_str).unwrap_or("unknown");
+            let backend = v
+                .get("backend")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
             let usage = Usage {
                 input_tokens: v.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
                 output_tokens: v.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
@@ -815,19 +819,28 @@ mod tests {
             Some(EndReason::Complete)
         );
         assert_eq!(
-            end_reason(Some("END_REASON:COMPLETE\nmore\n  end_reason:limit  "), None),
+            end_reason(
+                Some("END_REASON:COMPLETE\nmore\n  end_reason:limit  "),
+                None
+            ),
             Some(EndReason::Limit)
         );
         assert_eq!(
             end_reason(Some("END_REASON:SELECTED_TARGET_COMPLETE"), None),
             Some(EndReason::SelectedTargetComplete)
         );
-        assert_eq!(end_reason(Some("no line"), Some("success")), Some(EndReason::Complete));
+        assert_eq!(
+            end_reason(Some("no line"), Some("success")),
+            Some(EndReason::Complete)
+        );
         assert_eq!(
             end_reason(None, Some("error_max_turns")),
             Some(EndReason::Limit)
         );
-        assert_eq!(end_reason(Some("END_REASON:MAYBE"), Some("error_during_execution")), None);
+        assert_eq!(
+            end_reason(Some("END_REASON:MAYBE"), Some("error_during_execution")),
+            None
+        );
     }
 
     #[test]
@@ -842,7 +855,10 @@ mod tests {
         assert_eq!(l.calls, 2);
         assert!((l.cost_usd - 17.5).abs() < 1e-9, "{}", l.cost_usd);
         assert_eq!(l.unpriced, vec!["gemini-9-ultra".to_string()]);
-        assert_eq!(l.breakdown["gemini:gemini-9-ultra"]["cost_usd"], Value::Null);
+        assert_eq!(
+            l.breakdown["gemini:gemini-9-ultra"]["cost_usd"],
+            Value::Null
+        );
         assert_eq!(l.breakdown["openai:gpt-5.4"]["calls"], json!(1));
     }
 
@@ -861,7 +877,10 @@ mod tests {
         let r = restored(&files(&now), &files(ORIG));
         let fixed = &r["A.lean"];
         assert!(statement_violations(&r, &files(ORIG)).is_empty(), "{fixed}");
-        assert!(fixed.contains("theorem a (n : ℕ) : n + 0 = n := by\n  sorry"), "{fixed}");
+        assert!(
+            fixed.contains("theorem a (n : ℕ) : n + 0 = n := by\n  sorry"),
+            "{fixed}"
+        );
         assert!(fixed.contains("omega"), "the other proof is kept: {fixed}");
     }
 
@@ -869,7 +888,11 @@ mod tests {
     fn a_removed_theorem_is_appended_and_a_lost_import_restores_the_file() {
         let removed = ORIG.replace("theorem b (n : ℕ) : 2 * n = n + n := by\n  sorry\n", "");
         let r = restored(&files(&removed), &files(ORIG));
-        assert!(statement_violations(&r, &files(ORIG)).is_empty(), "{}", r["A.lean"]);
+        assert!(
+            statement_violations(&r, &files(ORIG)).is_empty(),
+            "{}",
+            r["A.lean"]
+        );
         let no_import = ORIG.replace("import Mathlib\n", "").replace("sorry", "rfl");
         let r = restored(&files(&no_import), &files(ORIG));
         assert_eq!(r["A.lean"], ORIG);

@@ -274,9 +274,8 @@ impl Harness for OpenCode {
     fn auth(&self, env: &EnvSource) -> AuthStatus {
         let key = self.key_env().and_then(|k| env.get(k).map(|_| k));
         let login = login_entry(env, &self.provider);
-        let from_key = |k: &str| {
-            AuthStatus::present(AuthKind::ApiKey, format!("env {k}"), None, false, "")
-        };
+        let from_key =
+            |k: &str| AuthStatus::present(AuthKind::ApiKey, format!("env {k}"), None, false, "");
         match (self.auth_mode, key, login) {
             (AuthMode::ApiKey, Some(k), _) => from_key(k),
             (AuthMode::Login, _, Some((f, e))) => entry_status(&f, &self.provider, &e),
@@ -327,9 +326,8 @@ impl Harness for OpenCode {
             if let Some((f, e)) = login {
                 // Only this provider's entry: the file may hold logins to other providers.
                 let alone = json!({ self.provider.clone(): e });
-                let bytes = serde_json::to_vec_pretty(&alone).map_err(|e| {
-                    CredentialError(format!("{}: {e}", f.display()))
-                })?;
+                let bytes = serde_json::to_vec_pretty(&alone)
+                    .map_err(|e| CredentialError(format!("{}: {e}", f.display())))?;
                 c.add_file(private, AUTH_FILE, &bytes)?;
                 c.source = Some(format!("file {} [{}]", f.display(), self.provider));
             }
@@ -345,7 +343,8 @@ impl Harness for OpenCode {
     }
 
     fn stage(&self, wd: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(&self.config_json()).map_err(std::io::Error::other)?;
+        let text =
+            serde_json::to_string_pretty(&self.config_json()).map_err(std::io::Error::other)?;
         std::fs::write(wd.join("opencode.json"), text + "\n")?;
         self.assets
             .stage(wd, self.skills_dir(), None)
@@ -448,7 +447,8 @@ impl StreamParser for OpenCodeParser {
                 self.usage.input_tokens +=
                     n(part, "/tokens/input") + n(part, "/tokens/cache/write") + cached;
                 self.usage.cached_input_tokens += cached;
-                self.usage.output_tokens += n(part, "/tokens/output") + n(part, "/tokens/reasoning");
+                self.usage.output_tokens +=
+                    n(part, "/tokens/output") + n(part, "/tokens/reasoning");
                 if let Some(c) = part.get("cost").and_then(Value::as_f64) {
                     self.cost += c;
                     self.costs_seen = true;

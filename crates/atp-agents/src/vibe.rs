@@ -159,11 +159,7 @@ impl Vibe {
             model = self.model,
             effort = self.effort,
         );
-        for tool in ["bash"] {
-            s.push_str(&format!(
-                "\n[tools.{tool}]\ndefault_timeout = 1200\nmax_timeout_seconds = 1200\n"
-            ));
-        }
+        s.push_str("\n[tools.bash]\ndefault_timeout = 1200\nmax_timeout_seconds = 1200\n");
         s
     }
 }
@@ -238,7 +234,8 @@ impl Harness for Vibe {
         std::fs::create_dir_all(home.join("agents"))?;
         std::fs::write(home.join("config.toml"), self.config_toml())?;
         std::fs::write(
-            home.join("agents").join(format!("{}.toml", self.agent_name())),
+            home.join("agents")
+                .join(format!("{}.toml", self.agent_name())),
             self.agent_toml(),
         )?;
         self.assets
@@ -296,7 +293,14 @@ impl Harness for Vibe {
                     .or_else(|| export.get("outcome").and_then(Value::as_str))
                     .map(str::to_string),
             });
-            for k in ["outcome", "stop_reason", "error", "session_id", "vibe_version", "cost_usd"] {
+            for k in [
+                "outcome",
+                "stop_reason",
+                "error",
+                "session_id",
+                "vibe_version",
+                "cost_usd",
+            ] {
                 if let Some(v) = export.get(k).filter(|v| !v.is_null()) {
                     let key = if k == "cost_usd" { "vibe_cost_usd" } else { k };
                     c.metadata.insert(key.to_string(), v.clone());
@@ -311,8 +315,11 @@ impl Harness for Vibe {
             Path::new(VIBE_HOME).join("logs"),
             &logs.join("vibe-session"),
         )?);
-        c.logs
-            .extend(safe_fs::move_tree(wd, OUTPUT_DIR, &logs.join("vibe-export"))?);
+        c.logs.extend(safe_fs::move_tree(
+            wd,
+            OUTPUT_DIR,
+            &logs.join("vibe-export"),
+        )?);
         Ok(c)
     }
 }
@@ -400,7 +407,11 @@ impl StreamParser for VibeParser {
                 .and_then(Value::as_str)
                 .map(str::to_string);
         }
-        let id = v.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut events = Vec::new();
         match (
             v.get("type").and_then(Value::as_str),
@@ -480,9 +491,14 @@ mod tests {
 
     #[test]
     fn the_real_cli_rejected_key_is_on_stderr() {
-        let (_, p) = parse_all(&mut VibeParser::default(), &transcript("vibe/auth_401.jsonl"));
+        let (_, p) = parse_all(
+            &mut VibeParser::default(),
+            &transcript("vibe/auth_401.jsonl"),
+        );
         assert_eq!(p.usage.turns, Some(0));
-        assert!(atp_prover::authfail::rejected_in(&transcript("vibe/auth_401.stderr.txt")).is_some());
+        assert!(
+            atp_prover::authfail::rejected_in(&transcript("vibe/auth_401.stderr.txt")).is_some()
+        );
     }
 
     #[test]
@@ -511,10 +527,15 @@ mod tests {
             transcript("vibe/solve.export.json"),
         )
         .expect("w");
-        let c = Vibe::general().collect(&wd, &d.path().join("logs")).expect("collect");
+        let c = Vibe::general()
+            .collect(&wd, &d.path().join("logs"))
+            .expect("collect");
         let u = c.usage.expect("usage");
         // 1200+1500 uncached, 3000+4000 read, 500 written (counted as input by Mistral).
-        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (10200, 7000, 120));
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (10200, 7000, 120)
+        );
         assert_eq!(u.turns, Some(2));
         assert_eq!(c.metadata["outcome"], json!("finished"));
         assert_eq!(c.metadata["vibe_version"], json!("3.0.3"));
@@ -542,7 +563,10 @@ mod tests {
         let v = Vibe::general();
         let c = v.collect(&wd, &logs).expect("collect");
         let u = c.usage.expect("journal usage");
-        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (10200, 7000, 120));
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (10200, 7000, 120)
+        );
         assert!(!wd.join(".vibe/logs").exists());
         assert!(logs
             .join("vibe-session/session/unified/s1/journal/0000000000000001.jsonl")
@@ -555,7 +579,10 @@ mod tests {
         .expect("w");
         let c = v.collect(&wd, &logs).expect("collect");
         let u = c.usage.expect("export usage");
-        assert_eq!((u.input_tokens, u.cached_input_tokens, u.output_tokens), (10, 4, 2));
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (10, 4, 2)
+        );
         assert_eq!(u.stop_reason.as_deref(), Some("finished"));
         assert_eq!(c.reported_cost, None, "Vibe's cost is not atp's");
         assert_eq!(c.metadata["vibe_cost_usd"], json!(0.5));

@@ -5,8 +5,8 @@
 //!
 //! One test binary: Claude Code here, the other harnesses in `agents_cli/`.
 
-mod common;
 mod codex;
+mod common;
 mod missing;
 mod numina;
 mod opencode;

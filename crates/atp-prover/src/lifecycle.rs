@@ -31,8 +31,8 @@ use crate::layout::RunLayout;
 use crate::prices::PriceTable;
 use crate::prompt::compose_prompt;
 use crate::prover::{
-    no_progress, CollectContext, GenOutcome, GenerateContext, Generation, PrepareContext, ProgressEvent,
-    ProgressSink, Prover,
+    no_progress, CollectContext, GenOutcome, GenerateContext, Generation, PrepareContext,
+    ProgressEvent, ProgressSink, Prover,
 };
 use crate::result::{secs, ErrorInfo, ImageRecord, ProofResult, Status};
 use crate::task::ProofTask;

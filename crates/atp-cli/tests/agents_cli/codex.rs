@@ -2,9 +2,7 @@
 
 use atp_model_fake::{policy, ModelFake, Script, Turn, Usage};
 
-use crate::common::{
-    credential_probe, fake_usage, priced, prove, ready, request_with, Invocation,
-};
+use crate::common::{credential_probe, fake_usage, priced, prove, ready, request_with, Invocation};
 
 const KEY: &str = "sk-openai-test-key-never-printed";
 const LOGIN_KEY: &str = "sk-codex-login-file-secret";
@@ -32,7 +30,10 @@ async fn codex_proves_the_task_with_the_fakes_tokens_priced() {
     assert_eq!(r.result["cost"]["source"], "priced", "{}", r.result["cost"]);
     let want = priced("gpt-5.5", r.usage());
     assert!((r.cost().expect("cost") - want).abs() < 1e-9);
-    assert_eq!(r.result["metadata"]["credential_source"], "env OPENAI_API_KEY");
+    assert_eq!(
+        r.result["metadata"]["credential_source"],
+        "env OPENAI_API_KEY"
+    );
     let main = fake
         .requests()
         .into_iter()

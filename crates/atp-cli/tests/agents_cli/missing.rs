@@ -31,7 +31,10 @@ async fn a_missing_credential_is_one_line_with_the_remedy_before_anything_exists
             "{prover}: {err}"
         );
         assert!(err.contains(remedy), "{prover}: {err}");
-        assert!(!r.out_dir().exists(), "{prover}: an output directory exists");
+        assert!(
+            !r.out_dir().exists(),
+            "{prover}: an output directory exists"
+        );
         assert!(r.result.is_null());
         assert_eq!(count_managed(Some(&r.run)).await, 0);
     }

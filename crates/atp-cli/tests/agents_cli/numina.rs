@@ -98,7 +98,10 @@ async fn limit_limit_complete_is_three_rounds_one_reset_and_the_summed_cost() {
     assert_eq!(results, 3);
     assert!((m["agent_cost_usd"].as_f64().expect("agent cost") - agent).abs() < 1e-9);
     assert!((m["helper_cost_usd"].as_f64().expect("helper") - 17.5).abs() < 1e-9);
-    assert_eq!(m["helper_unpriced_models"], serde_json::json!(["gemini-unknown-x"]));
+    assert_eq!(
+        m["helper_unpriced_models"],
+        serde_json::json!(["gemini-unknown-x"])
+    );
     assert_eq!(r.result["cost"]["source"], "reported");
     assert!((r.cost().expect("cost") - (agent + 17.5)).abs() < 1e-9);
     // Numina's prompt and skill were staged.
@@ -108,9 +111,15 @@ async fn limit_limit_complete_is_three_rounds_one_reset_and_the_summed_cost() {
         .find(|q| !q.tools.is_empty())
         .expect("a turn with tools");
     let prompt = first.user_prompt.unwrap_or_default();
-    assert!(prompt.contains("Numina Lean agent (test assets)"), "{prompt}");
+    assert!(
+        prompt.contains("Numina Lean agent (test assets)"),
+        "{prompt}"
+    );
     assert!(prompt.contains("END_REASON:COMPLETE"), "{prompt}");
-    assert!(r.out_dir().join("wd/.claude/skills/numina-probe/SKILL.md").is_file());
+    assert!(r
+        .out_dir()
+        .join("wd/.claude/skills/numina-probe/SKILL.md")
+        .is_file());
 }
 
 /// Round 1 weakens `add_zero'` and proves everything, then LIMIT; round 2 (resumed) proves

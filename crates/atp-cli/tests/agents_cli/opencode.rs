@@ -52,7 +52,11 @@ async fn deepseek_proves_the_task_with_opencodes_tokens_and_cost() {
     assert_eq!(main.model.as_deref(), Some("deepseek-v4-pro"));
     assert!(main.path.ends_with("/v1/chat/completions"), "{}", main.path);
     // The lean-lsp MCP server's tools were offered next to OpenCode's own.
-    assert!(main.tools.iter().any(|t| t.starts_with("lean-lsp_")), "{:?}", main.tools);
+    assert!(
+        main.tools.iter().any(|t| t.starts_with("lean-lsp_")),
+        "{:?}",
+        main.tools
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
