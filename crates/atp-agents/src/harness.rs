@@ -101,6 +101,10 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     /// Non-secret environment of the agent's command (e.g. `IS_SANDBOX=1`).
     fn static_env(&self) -> BTreeMap<String, String>;
     fn parser(&self) -> Box<dyn StreamParser>;
+    /// A command printing the CLI's version, run once per session and recorded in the result.
+    fn version_command(&self) -> Option<String> {
+        None
+    }
     /// After the sandbox is gone: move the CLI's own logs from `wd` into `logs` and read what
     /// they tell (usage and cost some CLIs write only to files). `wd` is untrusted: read it
     /// only through [`crate::safe_fs`].

@@ -21,7 +21,7 @@ pub mod opencode;
 pub mod safe_fs;
 pub mod vibe;
 
-pub use agent::{launch_command, AgentProver};
+pub use agent::{launch_command, tool_version, AgentProver};
 pub use assets::{AssetError, Assets, McpServer, LEAN_LSP};
 pub use harness::{
     home_dir, Collected, CredentialError, Credentials, Harness, Parsed, StreamParser, ATP_DIR,

@@ -124,7 +124,7 @@ pub fn known() -> String {
 }
 
 /// The flags that configure a prover.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, Serialize, serde::Deserialize)]
 pub struct ProverArgs {
     /// The prover (see `atp provers`).
     #[arg(long, short = 'p', value_name = "NAME", default_value = "claude")]
@@ -171,7 +171,10 @@ pub struct ProverArgs {
 }
 
 /// `--on-statement-change`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum StatementChangeArg {
     /// Stop the rounds (the verifier reports the change).
     #[default]

@@ -11,7 +11,7 @@ use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, Conte
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::image::load_spec;
+use super::image::{load_locked_spec, lock_json, LockFlags};
 use super::{print_json, Global};
 
 /// `atp build-image`
@@ -32,6 +32,8 @@ pub struct Args {
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub lock: LockFlags,
 }
 
 /// The request that builds `spec` as `tag`.
@@ -72,7 +74,9 @@ pub async fn build_builtin(tag: &str, quiet: bool) -> Result<()> {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let (path, spec) = load_spec(args.spec.as_ref())?;
+    // The lock is checked before anything is contacted: `--locked` refuses a stale or missing
+    // lock without an engine or credentials.
+    let (path, spec, status) = load_locked_spec(args.spec.as_ref(), args.lock)?;
     let tag = args.tag.clone().unwrap_or_else(|| spec.tag.clone());
     let labels = spec.image_labels()?;
     let request = request_for(&spec, &tag, args.no_cache, args.network.clone())?;
@@ -118,6 +122,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             "steps": built.steps,
             "spec": path,
             "labels": labels,
+            "lock": lock_json(&status, &spec),
             "seconds": seconds,
         }))?;
     } else if !args.quiet {

@@ -13,6 +13,7 @@ pub mod gc;
 pub mod image;
 pub mod prove;
 pub mod provers;
+pub mod rerun;
 pub mod verify;
 
 /// Flags every subcommand honours, and the process-wide cancellation.
@@ -43,6 +44,8 @@ pub fn exit_for(status: atp_prover::Status) -> ExitCode {
 pub enum Command {
     /// Prove a Lean project's `sorry`s with a prover in a sandbox, then verify the result.
     Prove(Box<prove::Args>),
+    /// Repeat a finished `atp prove` from its recorded configuration on the same image.
+    Rerun(rerun::Args),
     /// List the provers atp knows.
     Provers(provers::Args),
     /// Show which credential each prover would use and whether it is valid.
@@ -68,6 +71,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
     match command {
         Command::Prove(args) => prove::run(*args, global).await,
         Command::Provers(args) => provers::run(args, global).await,
+        Command::Rerun(args) => rerun::run(args, global).await,
         Command::AuthStatus(args) => auth_status::run(args, global).await,
         Command::Examples(args) => examples::run(args, global).await,
         Command::Doctor(args) => doctor::run(args, global).await,
