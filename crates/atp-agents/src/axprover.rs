@@ -266,7 +266,7 @@ set -u
 export PYTHONUNBUFFERED=1
 mkdir -p {OUT_DIR}
 status=0
-# Every .lean file with a sorry, .lake/ skipped; one ax-prover run per file.
+# Every .lean file with a sorry, .lake/ skipped (find + grep -l: busybox has no --include).
 while IFS= read -r f; do
   safe="$(printf '%s' "$f" | tr '/.' '__')"
   echo "{{\"type\":\"atp.file\",\"file\":\"$f\"}}"
@@ -276,7 +276,7 @@ while IFS= read -r f; do
   tail -n 20 "{OUT_DIR}/ax_prover.$safe.log"
   echo "{{\"type\":\"atp.file_done\",\"file\":\"$f\",\"exit\":$rc}}"
   [ $rc -ne 0 ] && status=$rc
-done < <(grep -rlw --include='*.lean' sorry . | grep -v '/\.lake/' | sed 's|^\./||' | sort)
+done < <(find . -name .lake -prune -o -type f -name '*.lean' -exec grep -lw sorry {{}} + | sed 's|^\./||' | sort)
 exit $status
 "#
         )

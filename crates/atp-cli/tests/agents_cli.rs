@@ -5,6 +5,8 @@
 //!
 //! One test binary: Claude Code here, the other harnesses in `agents_cli/`.
 
+#[path = "agents_cli/axprover.rs"]
+mod axprover;
 #[path = "agents_cli/codex.rs"]
 mod codex;
 #[path = "agents_cli/common.rs"]
@@ -15,6 +17,8 @@ mod missing;
 mod numina;
 #[path = "agents_cli/opencode.rs"]
 mod opencode;
+#[path = "agents_cli/rejected.rs"]
+mod rejected;
 #[path = "agents_cli/vibe.rs"]
 mod vibe;
 

@@ -247,7 +247,7 @@ fn unknown_provers_and_missing_inputs_are_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr)
-            .contains("unknown prover `nope` — known provers: claude, tactics"),
+            .contains("unknown prover `nope` — known provers: claude, codex, opencode, deepseek, grok, vibe, leanstral, axprover, kimi, numina, tactics"),
         "{}",
         text(&o)
     );
