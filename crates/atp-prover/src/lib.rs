@@ -45,7 +45,5 @@ pub use run::{run_logged, RunEnd, RunReport};
 pub use task::ProofTask;
 pub use usage::{Cost, CostSource, Usage};
 
-/// Collapse a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+/// Collapse a multi-line message into one line (atp_backend's one rule).
+pub use atp_backend::one_line;
