@@ -5,21 +5,13 @@
 //!
 //! One test binary: Claude Code here, the other harnesses in `agents_cli/`.
 
-#[path = "agents_cli/axprover.rs"]
 mod axprover;
-#[path = "agents_cli/codex.rs"]
 mod codex;
-#[path = "agents_cli/common.rs"]
 mod common;
-#[path = "agents_cli/missing.rs"]
 mod missing;
-#[path = "agents_cli/numina.rs"]
 mod numina;
-#[path = "agents_cli/opencode.rs"]
 mod opencode;
-#[path = "agents_cli/rejected.rs"]
 mod rejected;
-#[path = "agents_cli/vibe.rs"]
 mod vibe;
 
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 
 use atp_model_fake::{policy, ModelFake};
 
-use crate::common::{prove, ready, Invocation};
+use super::common::{prove, ready, Invocation};
 
 const KEY: &str = "sk-ant-axprover-key-never-printed";
 

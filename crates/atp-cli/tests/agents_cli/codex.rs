@@ -2,7 +2,7 @@
 
 use atp_model_fake::{policy, ModelFake, Script, Turn, Usage};
 
-use crate::common::{credential_probe, fake_usage, priced, prove, ready, request_with, Invocation};
+use super::common::{credential_probe, fake_usage, priced, prove, ready, request_with, Invocation};
 
 const KEY: &str = "sk-openai-test-key-never-printed";
 const LOGIN_KEY: &str = "sk-codex-login-file-secret";

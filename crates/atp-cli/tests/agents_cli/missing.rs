@@ -1,7 +1,7 @@
 //! Every agent prover refuses to start without its credential: one line with the remedy,
 //! before any directory or container exists.
 
-use crate::common::{prove, ready, Invocation};
+use super::common::{prove, ready, Invocation};
 use atp_test_support::count_managed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

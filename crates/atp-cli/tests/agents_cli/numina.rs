@@ -3,7 +3,7 @@
 
 use atp_model_fake::{policy, ModelFake, Script, Turn};
 
-use crate::common::{prove, ready, Invocation, Run};
+use super::common::{prove, ready, Invocation, Run};
 
 const KEY: &str = "sk-ant-numina-test-key-never-printed";
 

@@ -3,7 +3,7 @@
 
 use atp_model_fake::{policy, ModelFake, Script, Turn, Usage};
 
-use crate::common::{
+use super::common::{
     credential_probe, fake_usage_without_side, prove, ready, request_with, Invocation,
 };
 
@@ -99,7 +99,7 @@ async fn grok_login_entry_is_a_0600_copy_on_a_read_only_mount_and_never_in_out()
         .expect("a turn with tools");
     assert_eq!(main.model.as_deref(), Some("grok-4.5"));
     assert!(!main.auth.is_empty(), "the login's key was sent");
-    crate::common::assert_no_secrets(&r, &["other-provider-secret".to_string()]);
+    super::common::assert_no_secrets(&r, &["other-provider-secret".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 
 use atp_model_fake::{policy, ModelFake};
 
-use crate::common::{prove, ready, Invocation};
+use super::common::{prove, ready, Invocation};
 
 async fn rejected(test: &str, inv: impl FnOnce(&ModelFake) -> Invocation<'static>) {
     if !ready(test).await {

@@ -3,7 +3,7 @@
 
 use atp_model_fake::{policy, ModelFake, Script, Turn, Usage};
 
-use crate::common::{fake_usage_without_side, prove, ready, Invocation};
+use super::common::{fake_usage_without_side, prove, ready, Invocation};
 
 const KEY: &str = "mistral-test-key-never-printed";
 
