@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod agents_image;
+mod bench_benchmark;
 mod bench_docker;
 mod bench_modal;
 mod bench_prove;
@@ -45,6 +46,8 @@ enum Task {
     BenchVerify(bench_verify::Args),
     /// Benchmark atp's own overhead per prove (instant scripted model, real Claude Code CLI).
     BenchProve(bench_prove::Args),
+    /// Benchmark `atp benchmark` at scale: 200 cells at once on the fake Modal, then on Docker.
+    BenchBenchmark(bench_benchmark::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +63,6 @@ fn main() -> anyhow::Result<()> {
         Task::Conformance(args) => conformance::run(args),
         Task::BenchVerify(args) => bench_verify::run(args),
         Task::BenchProve(args) => bench_prove::run(args),
+        Task::BenchBenchmark(args) => bench_benchmark::run(args),
     }
 }

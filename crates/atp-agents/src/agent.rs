@@ -212,6 +212,10 @@ impl<H: Harness> Prover for AgentProver<H> {
         }
         g
     }
+
+    fn transcript(&self, stdout: &str) -> Option<atp_prover::Transcript> {
+        self.harness.transcript(stdout)
+    }
 }
 
 fn last_line(s: &str) -> Option<String> {

@@ -102,6 +102,11 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     fn static_env(&self) -> BTreeMap<String, String>;
     fn parser(&self) -> Box<dyn StreamParser>;
     /// Move the CLI's own logs from the workdir into `logs` after the run.
+    /// The CLI's stream (`logs/stdout.txt`) as a conversation, when the harness can read it.
+    fn transcript(&self, _stdout: &str) -> Option<atp_prover::Transcript> {
+        None
+    }
+
     fn collect_logs(&self, _wd: &Path, _logs: &Path) -> std::io::Result<Vec<PathBuf>> {
         Ok(Vec::new())
     }

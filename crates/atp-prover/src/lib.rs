@@ -23,6 +23,7 @@ mod prover;
 mod result;
 mod run;
 mod task;
+pub mod transcript;
 mod usage;
 pub mod workdir;
 
@@ -42,6 +43,7 @@ pub use result::{
 };
 pub use run::{run_logged, RunEnd, RunReport};
 pub use task::ProofTask;
+pub use transcript::{EntryKind, Transcript, TranscriptEntry};
 pub use usage::{Cost, CostSource, Usage};
 
 /// Collapse a multi-line message into one line.

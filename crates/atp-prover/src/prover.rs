@@ -242,4 +242,12 @@ pub trait Prover: Send + Sync + fmt::Debug {
 
     /// Produce a candidate in `OUT/wd`.
     async fn generate(&self, cx: GenerateContext<'_>) -> Generation;
+
+    /// The run as a readable conversation, read from what the prover printed (`stdout`, the
+    /// text of `logs/stdout.txt`). `None` when the prover has no conversation to show or does
+    /// not know its stream format (reports then show the raw output).
+    fn transcript(&self, stdout: &str) -> Option<crate::transcript::Transcript> {
+        let _ = stdout;
+        None
+    }
 }

@@ -110,6 +110,33 @@ pub async fn count_managed(run: Option<&str>) -> usize {
         .len()
 }
 
+/// Containers labelled `atp.managed=true` and `atp.run-id=RUN` **created** since `since_unix`
+/// (seconds since the epoch) until now, counted from the engine's event log — so containers
+/// already removed are counted too.
+pub async fn count_created(run: &str, since_unix: i64) -> usize {
+    use futures::StreamExt;
+    let docker = bollard::Docker::connect_with_defaults().expect("engine client");
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + 1)
+        .unwrap_or(0);
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([
+        ("type", vec!["container".to_string()]),
+        ("event", vec!["create".to_string()]),
+        (
+            "label",
+            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_RUN_ID}={run}")],
+        ),
+    ]);
+    let opts = bollard::query_parameters::EventsOptionsBuilder::new()
+        .since(&since_unix.to_string())
+        .until(&until.to_string())
+        .filters(&filters)
+        .build();
+    let events: Vec<_> = docker.events(Some(opts)).collect().await;
+    events.into_iter().filter(|e| e.is_ok()).count()
+}
+
 /// Assert that run `run` left no container behind.
 pub async fn assert_no_leak(run: &RunId) {
     assert_eq!(

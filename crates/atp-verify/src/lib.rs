@@ -7,11 +7,15 @@
 
 pub mod check;
 pub mod corpus;
+pub mod holes;
 pub mod parse;
 mod probe;
 mod report;
 mod verifier;
 
 pub use check::VerifyPolicy;
+pub use holes::{DefinitionHole, HoleCheck};
 pub use report::{FileReport, VerificationReport, Violation, ViolationKind};
-pub use verifier::{Verification, Verifier, VerifyError, VerifyOptions, DEFAULT_TIMEOUT};
+pub use verifier::{
+    Verification, Verifier, VerifyError, VerifyOptions, DEFAULT_TIMEOUT, VERIFY_BACKSTOP_MARGIN,
+};

@@ -56,6 +56,9 @@ pub enum ViolationKind {
     /// A symbolic link, special file or oversized file in the candidate's workdir (never read;
     /// moved aside).
     UnsafeFile,
+    /// A definition hole (`:= sorry` in the original) filled with a value Lean proved different
+    /// from the official answer of the answer key.
+    WrongAnswer,
 }
 
 impl ViolationKind {
@@ -85,6 +88,7 @@ impl ViolationKind {
             ViolationKind::UnknownImport => "unknown_import",
             ViolationKind::Timeout => "timeout",
             ViolationKind::UnsafeFile => "unsafe_file",
+            ViolationKind::WrongAnswer => "wrong_answer",
         }
     }
 
@@ -96,6 +100,7 @@ impl ViolationKind {
                 | ViolationKind::NonStandardAxiom
                 | ViolationKind::ProbeMissing
                 | ViolationKind::Timeout
+                | ViolationKind::WrongAnswer
         )
     }
 }
@@ -184,6 +189,10 @@ pub struct VerificationReport {
     pub per_file: BTreeMap<String, FileReport>,
     #[serde(rename = "duration_s", with = "secs")]
     pub duration: Duration,
+    /// Every definition whose body was `sorry` in the original, with the candidate's body and
+    /// the answer check (see [`crate::holes`]). A wrong hole is also a `wrong_answer` violation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definition_holes: Vec<crate::holes::DefinitionHole>,
 }
 
 impl VerificationReport {
@@ -199,6 +208,15 @@ impl VerificationReport {
             None if self.verified => "verified".into(),
             None => "unverified".into(),
         }
+    }
+
+    /// Whether every definition hole was proved equal to its official answer (true when there
+    /// is none). A verified proof whose holes are not all confirmed has not shown that the
+    /// intended statement holds.
+    pub fn holes_confirmed(&self) -> bool {
+        self.definition_holes
+            .iter()
+            .all(|h| h.check == crate::holes::HoleCheck::Equal)
     }
 
     /// Recompute `verified` from the other fields (the struct's invariant).

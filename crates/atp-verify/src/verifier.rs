@@ -12,6 +12,7 @@ use atp_backend::{
 use tracing::{info, Instrument};
 
 use crate::check::{module_name, source_checks, VerifyPolicy};
+use crate::holes::HolePlan;
 use crate::parse::{parse_axioms_text, parse_messages, split_blocks, Severity};
 use crate::probe::{display_decl, probe_copy, SENTINEL};
 use crate::report::{FileReport, VerificationReport, Violation, ViolationKind};
@@ -60,6 +61,9 @@ pub struct VerifyOptions {
     pub run_id: Option<RunId>,
     /// Extra environment for the compile (e.g. `LEAN_NUM_THREADS`).
     pub env: BTreeMap<String, String>,
+    /// The answer key: full name of a definition hole → the official answer (a Lean term),
+    /// checked in the sandbox (see [`crate::holes`]).
+    pub answers: BTreeMap<String, String>,
 }
 
 impl Default for VerifyOptions {
@@ -70,6 +74,7 @@ impl Default for VerifyOptions {
             policy: VerifyPolicy::default(),
             run_id: None,
             env: BTreeMap::new(),
+            answers: BTreeMap::new(),
         }
     }
 }
@@ -251,6 +256,8 @@ pub(crate) struct Prepared {
     pub probe_lines: BTreeMap<String, usize>,
     pub source_violations: Vec<Violation>,
     pub script: String,
+    /// Definition holes and their answer-check files (compiled by the same script).
+    pub holes: HolePlan,
 }
 
 impl Prepared {
@@ -288,13 +295,17 @@ impl Prepared {
     ) -> Self {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let source_violations = source_checks(&sources, original, &options.policy);
-        let (script, probe_lines) = build_script(&sources, &nonce, options.workers);
+        let holes = HolePlan::new(&sources, original, &options.answers, &nonce);
+        let mut compiled = sources.clone();
+        compiled.extend(holes.check_sources());
+        let (script, probe_lines) = build_script(&compiled, &nonce, options.workers);
         Prepared {
             nonce,
             sources,
             probe_lines,
             source_violations,
             script,
+            holes,
         }
     }
 
@@ -615,6 +626,9 @@ fn evaluate(p: &Prepared, stdout: &str, timed_out: bool, policy: &VerifyPolicy) 
             from_lean: false,
         });
     }
+    let (holes, wrong) = p.holes.evaluate(&blocks, &copy_prefix, timed_out);
+    report.definition_holes = holes;
+    violations.extend(wrong);
     report.statements_intact = !violations.iter().any(|v| {
         matches!(
             v.kind,
