@@ -25,8 +25,8 @@ use atp_bench::bench::{BenchEvent, BenchOptions, BenchProver, Mode};
 use atp_docker::{DockerBackend, DockerConfig};
 use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
 use atp_prover::{
-    AuthStatus, GenOutcome, GenerateContext, Generation, Preparation,
-    PrepareContext, PriceTable, ProveError, Prover, ProverInfo, ProverKind, SandboxRequest, Usage,
+    AuthStatus, GenOutcome, GenerateContext, Generation, Preparation, PrepareContext, PriceTable,
+    ProveError, Prover, ProverInfo, ProverKind, SandboxRequest, Usage,
 };
 use atp_verify::VerifyOptions;
 use bollard::query_parameters::ListContainersOptionsBuilder;
@@ -88,7 +88,10 @@ impl Prover for Scripted {
             return Generation::failed("internal", "no session");
         };
         let cmd = "for f in *.lean; do sed -i 's/\\<sorry\\>/trivial/g' \"$f\"; done";
-        match s.exec_wait(cmd, ExecOptions::with_timeout(cx.remaining())).await {
+        match s
+            .exec_wait(cmd, ExecOptions::with_timeout(cx.remaining()))
+            .await
+        {
             Ok(r) if r.success() => {
                 let mut g = Generation::new(GenOutcome::Finished);
                 g.usage = Usage {
@@ -134,7 +137,15 @@ async fn containers(label: &str) -> Result<usize> {
 /// The fake Modal in a child process (`cargo xtask fake-modal`): (child, URL, its run id).
 fn start_fake(image: &str) -> Result<(Child, String, String)> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["fake-modal", "--addr", "127.0.0.1:0", "--image", image, "--chunk", "65536"])
+        .args([
+            "fake-modal",
+            "--addr",
+            "127.0.0.1:0",
+            "--image",
+            image,
+            "--chunk",
+            "65536",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -188,7 +199,11 @@ async fn measure(backend: Arc<dyn ComputeBackend>, cells: usize, label: &str) ->
     let outcomes = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
     let max_rss = Arc::new(Mutex::new(0u64));
     let sink = {
-        let (o, c, m) = (Arc::clone(&overheads), Arc::clone(&outcomes), Arc::clone(&max_rss));
+        let (o, c, m) = (
+            Arc::clone(&overheads),
+            Arc::clone(&outcomes),
+            Arc::clone(&max_rss),
+        );
         Arc::new(move |e: BenchEvent| {
             if let BenchEvent::Finished { record, wall_s, .. } = e {
                 if let Ok(mut o) = o.lock() {
@@ -242,7 +257,9 @@ async fn measure(backend: Arc<dyn ComputeBackend>, cells: usize, label: &str) ->
     anyhow::ensure!(summary.ran == cells, "{} of {cells} cells ran", summary.ran);
     let overheads = overheads.lock().map(|o| o.clone()).unwrap_or_default();
     let outcomes = outcomes.lock().map(|o| o.clone()).unwrap_or_default();
-    let peak = rss_kib("VmHWM:").unwrap_or(0).max(max_rss.lock().map(|m| *m).unwrap_or(0));
+    let peak = rss_kib("VmHWM:")
+        .unwrap_or(0)
+        .max(max_rss.lock().map(|m| *m).unwrap_or(0));
     Ok(Measured {
         run_id,
         wall,
@@ -265,8 +282,15 @@ fn report(label: &str, cells: usize, m: &Measured, left: usize) {
     println!("\n{label}: {cells} cells at once");
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| wall time | {:.1} s ({:.2} cells/s) |", m.wall.as_secs_f64(), cells as f64 / m.wall.as_secs_f64());
-    println!("| host peak RSS (this process) | {:.1} MiB |", m.peak_rss_kib as f64 / 1024.0);
+    println!(
+        "| wall time | {:.1} s ({:.2} cells/s) |",
+        m.wall.as_secs_f64(),
+        cells as f64 / m.wall.as_secs_f64()
+    );
+    println!(
+        "| host peak RSS (this process) | {:.1} MiB |",
+        m.peak_rss_kib as f64 / 1024.0
+    );
     println!(
         "| scheduler overhead per cell (wall − lifecycle total): median / p95 / max | {:.1} / {:.1} / {:.1} ms |",
         quantile(&m.overheads, 0.5) * 1000.0,
@@ -289,10 +313,17 @@ async fn bench(args: Args) -> Result<()> {
         };
         let backend: Arc<dyn ComputeBackend> = Arc::new(ModalBackend::new(cfg, creds)?);
         let result = measure(backend, args.cells, "fake Modal").await;
-        let left = containers(&format!("atp.run-id={fake_run}")).await.unwrap_or(usize::MAX);
+        let left = containers(&format!("atp.run-id={fake_run}"))
+            .await
+            .unwrap_or(usize::MAX);
         stop_fake(&mut child);
         let m = result?;
-        report("fake Modal (sandboxes = local containers of the test image)", args.cells, &m, left);
+        report(
+            "fake Modal (sandboxes = local containers of the test image)",
+            args.cells,
+            &m,
+            left,
+        );
     }
     if args.docker_cells > 0 {
         let backend: Arc<dyn ComputeBackend> = Arc::new(DockerBackend::new(DockerConfig {

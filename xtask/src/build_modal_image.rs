@@ -25,6 +25,12 @@ pub struct Args {
     /// Spec file (default: `images/open-atp.toml` of this workspace).
     #[arg(long)]
     pub spec: Option<PathBuf>,
+    /// Require the spec's lock to exist and be fresh (default: use it when fresh).
+    #[arg(long, conflicts_with = "unlocked")]
+    pub locked: bool,
+    /// Ignore the spec's lock.
+    #[arg(long)]
+    pub unlocked: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -32,7 +38,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => path,
         None => crate::test_image::workspace_root()?.join(atp_image::default_spec_path()),
     };
-    let spec = ImageSpec::load(&spec_path)?;
+    let (spec, status) = ImageSpec::load_with_lock(
+        &spec_path,
+        atp_image::LockMode::from_flags(args.locked, args.unlocked),
+    )?;
+    if let Some(warning) = status.warning() {
+        eprintln!("warning: {warning}");
+    }
     let layers: Vec<LayerSpec> = spec
         .to_modal_layers()?
         .into_iter()

@@ -213,7 +213,7 @@ async fn conformance(args: Args, corpus: PathBuf) -> Result<()> {
     );
     println!("    refused from the source alone:       {from_source}");
     println!("    refused only via Lean's output:      {lean_only} (through the stand-in)");
-    println!("    also refused by Lean-level checks:   {lean_too} (sorry warnings, probe axioms, errors via the stand-in)");
+    println!("    also refused by Lean-level checks:   {lean_too} (sorry warnings, checker axioms and kernel replay, errors via the stand-in)");
     println!(
         "  not refused (need real Lean, or honest): {}",
         if passed.is_empty() {

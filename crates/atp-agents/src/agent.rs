@@ -128,6 +128,10 @@ impl<H: Harness> Prover for AgentProver<H> {
             Ok(c) => c,
             Err(e) => return Generation::failed("credentials", e.0),
         };
+        let version = match self.harness.version_command() {
+            Some(cmd) => tool_version(session, &cmd).await,
+            None => None,
+        };
         let mut env = self.harness.static_env();
         env.extend(self.extra_env.clone());
         env.extend(creds.exec_env);
@@ -194,6 +198,9 @@ impl<H: Harness> Prover for AgentProver<H> {
         g.metadata = parsed.metadata;
         g.metadata
             .insert("harness".into(), json!(self.harness.harness_name()));
+        if let Some(v) = version {
+            g.metadata.insert("agent_version".into(), json!(v));
+        }
         if let Some(src) = creds.source {
             g.metadata.insert("credential_source".into(), json!(src));
         }
@@ -216,6 +223,26 @@ impl<H: Harness> Prover for AgentProver<H> {
     fn transcript(&self, stdout: &str) -> Option<atp_prover::Transcript> {
         self.harness.transcript(stdout)
     }
+}
+
+/// The first line a version command prints in the sandbox (`None` when it fails).
+pub async fn tool_version(
+    session: &dyn atp_backend::ComputeSession,
+    command: &str,
+) -> Option<String> {
+    let r = session
+        .exec_wait(command, ExecOptions::with_timeout(Duration::from_secs(60)))
+        .await
+        .ok()?;
+    if !r.success() {
+        tracing::warn!(command, code = r.exit_code, "version command failed");
+        return None;
+    }
+    r.stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| clip(l, 200))
 }
 
 fn last_line(s: &str) -> Option<String> {

@@ -216,6 +216,10 @@ impl Harness for ClaudeCode {
     fn parser(&self) -> Box<dyn StreamParser> {
         Box::new(ClaudeParser::default())
     }
+
+    fn version_command(&self) -> Option<String> {
+        Some("claude --version".into())
+    }
 }
 
 /// Parser of Claude Code's `stream-json` output.
@@ -633,7 +637,9 @@ mod tests {
             .expect("a call");
         assert_eq!(call.tool.as_deref(), Some("Bash"));
         assert!(call.text.contains("sorry"), "{}", call.text);
-        assert!(super::transcript("not json\n{\"type\":\"x\"}\n").entries.is_empty());
+        assert!(super::transcript("not json\n{\"type\":\"x\"}\n")
+            .entries
+            .is_empty());
     }
 
     #[test]
@@ -642,6 +648,25 @@ mod tests {
         let (_, p) = parse(&text);
         assert!(p.finished && p.is_error);
         assert!(atp_prover::authfail::rejected_in(&text).is_some());
+    }
+
+    /// The reference's sample transcript, read in place when the reference material is beside
+    /// the checkout (`ATP_REFERENCE_SAMPLES`, set by `.ci/run`); it is not part of the project.
+    #[test]
+    fn the_reference_sample_transcript() {
+        let Ok(dir) = std::env::var("ATP_REFERENCE_SAMPLES") else {
+            eprintln!("(ATP_REFERENCE_SAMPLES unset: the reference sample is not checked here)");
+            return;
+        };
+        let text =
+            std::fs::read_to_string(std::path::Path::new(&dir).join("claude_code.stream.jsonl"))
+                .expect("ATP_REFERENCE_SAMPLES names a directory with claude_code.stream.jsonl");
+        let (_, p) = parse(&text);
+        assert!(p.finished);
+        assert_eq!(p.usage.input_tokens, 18432 + 512 + 12000);
+        assert_eq!(p.usage.cached_input_tokens, 12000);
+        assert_eq!(p.usage.output_tokens, 2096);
+        assert_eq!(p.reported_cost, Some(0.4231));
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     /// Non-secret environment of the agent's command (e.g. `IS_SANDBOX=1`).
     fn static_env(&self) -> BTreeMap<String, String>;
     fn parser(&self) -> Box<dyn StreamParser>;
+    /// A command printing the CLI's version, run once per session and recorded in the result.
+    fn version_command(&self) -> Option<String> {
+        None
+    }
     /// Move the CLI's own logs from the workdir into `logs` after the run.
     /// The CLI's stream (`logs/stdout.txt`) as a conversation, when the harness can read it.
     fn transcript(&self, _stdout: &str) -> Option<atp_prover::Transcript> {

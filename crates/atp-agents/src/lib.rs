@@ -14,7 +14,7 @@ pub mod assets;
 pub mod claude_code;
 mod harness;
 
-pub use agent::{launch_command, AgentProver};
+pub use agent::{launch_command, tool_version, AgentProver};
 pub use assets::{AssetError, Assets, McpServer, LEAN_LSP};
 pub use harness::{
     CredentialError, Credentials, Harness, Parsed, StreamParser, ATP_DIR, LAUNCH_FILE, PROMPT_FILE,

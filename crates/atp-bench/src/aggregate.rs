@@ -68,7 +68,9 @@ impl Outcome {
             v.violations
                 .iter()
                 .any(|x| x.kind == ViolationKind::WrongAnswer)
-                || v.definition_holes.iter().any(|h| h.check == HoleCheck::Wrong)
+                || v.definition_holes
+                    .iter()
+                    .any(|h| h.check == HoleCheck::Wrong)
         });
         match r.status {
             Status::Verified => {
@@ -157,7 +159,10 @@ impl CellRecord {
                             "definition hole `{}` {}{}",
                             h.name,
                             h.check.as_str(),
-                            h.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                            h.note
+                                .as_deref()
+                                .map(|n| format!(": {n}"))
+                                .unwrap_or_default()
                         )
                     });
             }
@@ -277,7 +282,8 @@ pub fn summarize(records: &[CellRecord], provers: &[String], attempts: u32) -> V
             }
             let attempted: Vec<(u32, u32)> =
                 per_task.values().copied().filter(|(n, _)| *n > 0).collect();
-            let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            let mean =
+                |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
             let pass_at_1 = mean(
                 attempted
                     .iter()
@@ -314,9 +320,7 @@ pub fn summarize(records: &[CellRecord], provers: &[String], attempts: u32) -> V
 }
 
 /// Per task and prover: (solved attempts, attempts that ended, the best outcome).
-pub fn grid(
-    records: &[CellRecord],
-) -> BTreeMap<(String, String), (u32, u32, Outcome)> {
+pub fn grid(records: &[CellRecord]) -> BTreeMap<(String, String), (u32, u32, Outcome)> {
     let mut g: BTreeMap<(String, String), (u32, u32, Outcome)> = BTreeMap::new();
     for r in records {
         let e = g
@@ -350,7 +354,13 @@ mod tests {
         assert_eq!(pass_at_k(2, 1, 3), None);
     }
 
-    fn rec(task: &str, prover: &str, attempt: u32, outcome: Outcome, cost: Option<f64>) -> CellRecord {
+    fn rec(
+        task: &str,
+        prover: &str,
+        attempt: u32,
+        outcome: Outcome,
+        cost: Option<f64>,
+    ) -> CellRecord {
         CellRecord {
             task: task.into(),
             prover: prover.into(),
@@ -398,7 +408,13 @@ mod tests {
         assert_eq!(s.outcomes[&Outcome::HoleWrong], 1);
         assert_eq!(s.input_tokens, 60);
         let g = grid(&r);
-        assert_eq!(g[&("a".to_string(), "p".to_string())], (1, 3, Outcome::Solved));
-        assert_eq!(g[&("b".to_string(), "p".to_string())], (0, 2, Outcome::HoleUnchecked));
+        assert_eq!(
+            g[&("a".to_string(), "p".to_string())],
+            (1, 3, Outcome::Solved)
+        );
+        assert_eq!(
+            g[&("b".to_string(), "p".to_string())],
+            (0, 2, Outcome::HoleUnchecked)
+        );
     }
 }

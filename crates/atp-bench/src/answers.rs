@@ -63,7 +63,9 @@ impl AnswerKey {
             if answer.trim().is_empty() {
                 return Err(BenchError::bad_file(
                     path,
-                    format!("the answer of `{name}` is empty — give a Lean term or remove the entry"),
+                    format!(
+                        "the answer of `{name}` is empty — give a Lean term or remove the entry"
+                    ),
                 ));
             }
         }

@@ -34,7 +34,9 @@ use crate::aggregate::{summarize, CellRecord, Outcome, ProverSummary};
 use crate::answers::AnswerKey;
 use crate::dataset::DatasetRecord;
 use crate::error::BenchError;
-use crate::provenance::{DatasetInfo, ImageInfo, ProverEntry, RunInfo, RunState, Sampling, RUN_SCHEMA};
+use crate::provenance::{
+    DatasetInfo, ImageInfo, ProverEntry, RunInfo, RunState, Sampling, RUN_SCHEMA,
+};
 use crate::schedule::{run_bounded, Ended, Job, Limits};
 use crate::store::{config_hash, CellId, Plan, Store, TRANSCRIPT_FILE};
 use crate::tasks::{discover, BenchTask};
@@ -219,9 +221,15 @@ pub async fn run(
     let record = DatasetRecord::read(&opts.dataset_dir)?;
     let answer_key = match (&opts.answers, &record) {
         (Some(path), _) => Some((path.display().to_string(), AnswerKey::load(path)?)),
-        (None, Some(r)) => r
-            .answer_key(&opts.dataset_dir)?
-            .map(|k| (opts.dataset_dir.join(r.answers.as_deref().unwrap_or("")).display().to_string(), k)),
+        (None, Some(r)) => r.answer_key(&opts.dataset_dir)?.map(|k| {
+            (
+                opts.dataset_dir
+                    .join(r.answers.as_deref().unwrap_or(""))
+                    .display()
+                    .to_string(),
+                k,
+            )
+        }),
         (None, None) => None,
     };
     let image = backend.image_info().await?;
@@ -234,9 +242,15 @@ pub async fn run(
             .unwrap_or_else(|| "tasks".into())
     });
     if let Some(r) = &record {
-        let mathlib_differs = r.mathlib_rev.as_ref().is_some_and(|m| *m != pins.mathlib_rev);
+        let mathlib_differs = r
+            .mathlib_rev
+            .as_ref()
+            .is_some_and(|m| *m != pins.mathlib_rev);
         if r.lean_toolchain != pins.lean_toolchain || mathlib_differs {
-            let needs_mathlib = r.mathlib_rev.clone().unwrap_or_else(|| pins.mathlib_rev.clone());
+            let needs_mathlib = r
+                .mathlib_rev
+                .clone()
+                .unwrap_or_else(|| pins.mathlib_rev.clone());
             return Err(BenchError::Toolchain {
                 dataset: r.name.clone(),
                 suggested_tag: suggested_tag(backend.image(), &r.lean_toolchain),
@@ -253,7 +267,11 @@ pub async fn run(
     let store = Store::new(&opts.out);
     let previous = if store.run_toml().is_file() {
         match opts.mode {
-            Mode::New => return Err(BenchError::ExistingRun { out: opts.out.clone() }),
+            Mode::New => {
+                return Err(BenchError::ExistingRun {
+                    out: opts.out.clone(),
+                })
+            }
             Mode::Fresh => {
                 std::fs::remove_dir_all(&opts.out).map_err(|e| BenchError::output(&opts.out, e))?;
                 None
@@ -295,7 +313,11 @@ pub async fn run(
     let mut task_answers = Vec::with_capacity(tasks.len());
     let mut task_hashes = Vec::with_capacity(tasks.len());
     for t in &tasks {
-        let sources = t.task.project.sources().map_err(|e| BenchError::bad_file(t.task.project.root(), e))?;
+        let sources = t
+            .task
+            .project
+            .sources()
+            .map_err(|e| BenchError::bad_file(t.task.project.root(), e))?;
         task_answers.push(key.for_sources(&sources));
         task_hashes.push(
             t.task
@@ -308,7 +330,11 @@ pub async fn run(
     let mut done = 0usize;
     for id in plan.cells() {
         let ti = plan.tasks.iter().position(|t| *t == id.task).unwrap_or(0);
-        let pi = plan.provers.iter().position(|p| *p == id.prover).unwrap_or(0);
+        let pi = plan
+            .provers
+            .iter()
+            .position(|p| *p == id.prover)
+            .unwrap_or(0);
         let hash = config_hash(
             &id.prover,
             &infos[pi],
@@ -451,7 +477,8 @@ pub async fn run(
                 Ended::Panicked(p, msg) => {
                     // Keep the record: an error result for the cell.
                     let dir = ctx.store.cell_dir(&p.id);
-                    let mut r = ProofResult::from_error("internal", &msg, ctx.opts.run_id.as_str(), &dir);
+                    let mut r =
+                        ProofResult::from_error("internal", &msg, ctx.opts.run_id.as_str(), &dir);
                     r.task = Some(p.id.task.clone());
                     r.prover = Some(ctx.infos[p.prover].record());
                     if let Err(e) = ctx.store.write_stamped(&p.id, &mut r, &p.hash) {

@@ -237,7 +237,12 @@ pub struct Downloaded {
 /// Run a git command; its stderr's last line is the message on failure.
 async fn git(repo: &str, step: &str, cwd: &Path, args: &[&str]) -> Result<String, BenchError> {
     let out = tokio::process::Command::new("git")
-        .args(["-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "advice.detachedHead=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(cwd)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -374,7 +379,8 @@ pub async fn download(req: &Download) -> Result<Downloaded, BenchError> {
     let project_dir = c.join(spec.toolchain_file).parent().map(Path::to_path_buf);
     let (lean_toolchain, mathlib_rev) = match project_dir.map(atp_lean::LeanProject::open) {
         Some(Ok(p)) => (
-            p.lean_toolchain().unwrap_or_else(|_| spec.lean_toolchain.into()),
+            p.lean_toolchain()
+                .unwrap_or_else(|_| spec.lean_toolchain.into()),
             p.mathlib_rev().ok().flatten(),
         ),
         _ => {

@@ -108,7 +108,11 @@ pub fn html(d: &ReportData, store: &Store) -> String {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         esc(&title)
     );
-    let _ = writeln!(s, "<header><h1>{}</h1><ul class=\"prov\" id=\"provenance\">", esc(&title));
+    let _ = writeln!(
+        s,
+        "<header><h1>{}</h1><ul class=\"prov\" id=\"provenance\">",
+        esc(&title)
+    );
     for l in d.info.header_lines() {
         let _ = writeln!(s, "<li>{}</li>", esc(&l));
     }
@@ -125,7 +129,10 @@ fn summary_table(s: &mut String, d: &ReportData) {
     let n = d.plan.attempts;
     let _ = writeln!(s, "<section id=\"summary\"><h2>Per prover</h2>");
     let _ = writeln!(s, "<p class=\"muted\">Solved = verified by atp's verifier with every definition hole proved equal to the official answer; <em>hole unchecked</em> (a hole's answer not confirmed) and <em>hole wrong</em> (a hole proved different) do not count.</p>");
-    let _ = write!(s, "<table><thead><tr><th>prover</th><th>solved / attempted</th><th>pass@1</th>");
+    let _ = write!(
+        s,
+        "<table><thead><tr><th>prover</th><th>solved / attempted</th><th>pass@1</th>"
+    );
     if n > 1 {
         let _ = write!(s, "<th>pass@{n}</th>");
     }
@@ -178,7 +185,10 @@ fn tick(v: f64) -> String {
 }
 
 fn charts(s: &mut String, d: &ReportData) {
-    let _ = writeln!(s, "<section id=\"charts\"><h2>Charts</h2><div class=\"charts\">");
+    let _ = writeln!(
+        s,
+        "<section id=\"charts\"><h2>Charts</h2><div class=\"charts\">"
+    );
     // 1. Solved per prover (horizontal bars, out of the tasks attempted).
     let w = 520.0;
     let row = 26.0;
@@ -211,7 +221,10 @@ fn charts(s: &mut String, d: &ReportData) {
             p.tasks_attempted
         );
     }
-    let _ = writeln!(s, "</svg><figcaption>Tasks solved per prover (grey: attempted)</figcaption></figure>");
+    let _ = writeln!(
+        s,
+        "</svg><figcaption>Tasks solved per prover (grey: attempted)</figcaption></figure>"
+    );
 
     // 2. Cost vs solved (scatter).
     let (w, h) = (360.0, 260.0);
@@ -242,7 +255,13 @@ fn charts(s: &mut String, d: &ReportData) {
     );
     for k in 0..=4 {
         let v = xmax * k as f64 / 4.0;
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", x(v), h - b + 14.0, esc(&tick(v)));
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(v),
+            h - b + 14.0,
+            esc(&tick(v))
+        );
         let v = ymax * k as f64 / 4.0;
         let _ = write!(s, "<line class=\"grid\" x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", y(v), w - r, y(v), l - 4.0, y(v) + 4.0, esc(&tick(v)));
     }
@@ -267,7 +286,10 @@ fn charts(s: &mut String, d: &ReportData) {
             esc(&p.prover)
         );
     }
-    let _ = writeln!(s, "</svg><figcaption>Cost vs tasks solved</figcaption></figure>");
+    let _ = writeln!(
+        s,
+        "</svg><figcaption>Cost vs tasks solved</figcaption></figure>"
+    );
 
     // 3. Time distribution (a strip per prover, median marked).
     let w = 520.0;
@@ -278,15 +300,36 @@ fn charts(s: &mut String, d: &ReportData) {
     let tx = |v: f64| left + (w - left - 20.0) * v / tmax;
     let _ = writeln!(s, "<figure id=\"chart-time\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"time distribution\">");
     let base = h - 26.0;
-    let _ = writeln!(s, "<line class=\"axis\" x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\"/>", w - 20.0);
+    let _ = writeln!(
+        s,
+        "<line class=\"axis\" x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\"/>",
+        w - 20.0
+    );
     for k in 0..=4 {
         let v = tmax * k as f64 / 4.0;
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", tx(v), base + 14.0, esc(&tick(v)));
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            tx(v),
+            base + 14.0,
+            esc(&tick(v))
+        );
     }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">seconds per cell</text>", (left + w - 20.0) / 2.0, h - 2.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">seconds per cell</text>",
+        (left + w - 20.0) / 2.0,
+        h - 2.0
+    );
     for (i, p) in d.summaries.iter().enumerate() {
         let yy = 16.0 + row * i as f64;
-        let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, yy + 4.0, esc(&p.prover));
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            yy + 4.0,
+            esc(&p.prover)
+        );
         for r in ended.iter().filter(|r| r.prover == p.prover) {
             let _ = write!(
                 s,
@@ -304,7 +347,10 @@ fn charts(s: &mut String, d: &ReportData) {
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "</svg><figcaption>Time per cell (green: solved; bar: median)</figcaption></figure>");
+    let _ = writeln!(
+        s,
+        "</svg><figcaption>Time per cell (green: solved; bar: median)</figcaption></figure>"
+    );
     let _ = writeln!(s, "</div></section>");
 }
 
@@ -319,10 +365,10 @@ fn grid_section(s: &mut String, d: &ReportData) {
     for t in &d.plan.tasks {
         let _ = write!(s, "<tr data-task=\"{}\"><td>{}</td>", esc(t), esc(t));
         for p in &d.plan.provers {
-            let (c, e, best) = g
-                .get(&(t.clone(), p.clone()))
-                .copied()
-                .unwrap_or((0, 0, Outcome::NotRun));
+            let (c, e, best) =
+                g.get(&(t.clone(), p.clone()))
+                    .copied()
+                    .unwrap_or((0, 0, Outcome::NotRun));
             let first = CellId {
                 task: t.clone(),
                 prover: p.clone(),
@@ -373,14 +419,25 @@ fn cells(s: &mut String, d: &ReportData, store: &Store) {
                             "e-tool_call",
                             format!("tool call · {}", e.tool.as_deref().unwrap_or("?")),
                         ),
-                        EntryKind::ToolResult if e.is_error => ("e-tool_result e-error", "tool result (error)".to_string()),
+                        EntryKind::ToolResult if e.is_error => {
+                            ("e-tool_result e-error", "tool result (error)".to_string())
+                        }
                         EntryKind::ToolResult => ("e-tool_result", "tool result".to_string()),
                         EntryKind::Final => ("e-final", "final".to_string()),
                     };
-                    let _ = writeln!(s, "<div class=\"e {class}\"><div class=\"who\">{}</div><pre>{}</pre></div>", esc(&who), esc(&e.text));
+                    let _ = writeln!(
+                        s,
+                        "<div class=\"e {class}\"><div class=\"who\">{}</div><pre>{}</pre></div>",
+                        esc(&who),
+                        esc(&e.text)
+                    );
                 }
                 if t.dropped > 0 {
-                    let _ = writeln!(s, "<p class=\"muted\">… {} more entries in logs/transcript.json</p>", t.dropped);
+                    let _ = writeln!(
+                        s,
+                        "<p class=\"muted\">… {} more entries in logs/transcript.json</p>",
+                        t.dropped
+                    );
                 }
                 let _ = writeln!(s, "</div>");
             }
@@ -399,7 +456,11 @@ fn cells(s: &mut String, d: &ReportData, store: &Store) {
 }
 
 fn verdict(s: &mut String, r: &CellRecord, result: Option<&atp_prover::ProofResult>) {
-    let _ = write!(s, "<div class=\"verdict\"><strong>verdict: {}</strong>", r.outcome);
+    let _ = write!(
+        s,
+        "<div class=\"verdict\"><strong>verdict: {}</strong>",
+        r.outcome
+    );
     if let Some(st) = r.status {
         let _ = write!(s, " <span class=\"muted\">(status {st})</span>");
     }
@@ -424,12 +485,19 @@ fn verdict(s: &mut String, r: &CellRecord, result: Option<&atp_prover::ProofResu
                     "<li><code>{}</code> {}{}: {}</li>",
                     esc(x.kind.as_str()),
                     esc(&x.location()),
-                    x.decl.as_deref().map(|d| format!(" [{}]", esc(d))).unwrap_or_default(),
+                    x.decl
+                        .as_deref()
+                        .map(|d| format!(" [{}]", esc(d)))
+                        .unwrap_or_default(),
                     esc(&x.message)
                 );
             }
             if v.violations.len() > 50 {
-                let _ = write!(s, "<li class=\"muted\">… {} more in result.json</li>", v.violations.len() - 50);
+                let _ = write!(
+                    s,
+                    "<li class=\"muted\">… {} more in result.json</li>",
+                    v.violations.len() - 50
+                );
             }
             let _ = write!(s, "</ul>");
         }

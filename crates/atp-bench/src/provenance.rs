@@ -196,8 +196,14 @@ impl RunInfo {
                 p.label,
                 p.name,
                 p.kind,
-                p.model.as_deref().map(|m| format!(" · model {m}")).unwrap_or_default(),
-                p.effort.as_deref().map(|e| format!(" · effort {e}")).unwrap_or_default(),
+                p.model
+                    .as_deref()
+                    .map(|m| format!(" · model {m}"))
+                    .unwrap_or_default(),
+                p.effort
+                    .as_deref()
+                    .map(|e| format!(" · effort {e}"))
+                    .unwrap_or_default(),
                 p.config
             ));
         }

@@ -69,7 +69,9 @@ where
                 else {
                     break;
                 };
-                let Some(job) = pending.remove(pos) else { break };
+                let Some(job) = pending.remove(pos) else {
+                    break;
+                };
                 if let Some(n) = running_per_group.get_mut(job.group) {
                     *n += 1;
                 }
@@ -127,7 +129,12 @@ mod tests {
         order: Mutex<Vec<usize>>,
     }
 
-    async fn run(jobs: Vec<Job<usize>>, groups: usize, limits: Limits, cancel: CancellationToken) -> (Arc<Gauge>, Vec<usize>, Vec<usize>) {
+    async fn run(
+        jobs: Vec<Job<usize>>,
+        groups: usize,
+        limits: Limits,
+        cancel: CancellationToken,
+    ) -> (Arc<Gauge>, Vec<usize>, Vec<usize>) {
         let g = Arc::new(Gauge {
             per: Mutex::new(vec![0; groups]),
             max_per: Mutex::new(vec![0; groups]),
@@ -173,12 +180,26 @@ mod tests {
     }
 
     fn jobs(n: usize, groups: usize) -> Vec<Job<usize>> {
-        (0..n).map(|i| Job { group: i % groups, item: i }).collect()
+        (0..n)
+            .map(|i| Job {
+                group: i % groups,
+                item: i,
+            })
+            .collect()
     }
 
     #[tokio::test]
     async fn global_and_per_group_bounds_hold() {
-        let (g, ended, left) = run(jobs(30, 3), 3, Limits { workers: 4, per_group: 2 }, CancellationToken::new()).await;
+        let (g, ended, left) = run(
+            jobs(30, 3),
+            3,
+            Limits {
+                workers: 4,
+                per_group: 2,
+            },
+            CancellationToken::new(),
+        )
+        .await;
         assert!(left.is_empty());
         assert_eq!(ended.len(), 30);
         assert!(ended.contains(&1005), "the panicking job is reported");
@@ -192,8 +213,22 @@ mod tests {
     #[tokio::test]
     async fn a_saturated_group_does_not_block_the_others() {
         // jobs 0..4 in group 0, then 4 in group 1: with per_group 1, job 4 starts at once.
-        let jobs: Vec<Job<usize>> = (0..6).map(|i| Job { group: usize::from(i >= 4), item: i }).collect();
-        let (g, _, _) = run(jobs, 2, Limits { workers: 2, per_group: 1 }, CancellationToken::new()).await;
+        let jobs: Vec<Job<usize>> = (0..6)
+            .map(|i| Job {
+                group: usize::from(i >= 4),
+                item: i,
+            })
+            .collect();
+        let (g, _, _) = run(
+            jobs,
+            2,
+            Limits {
+                workers: 2,
+                per_group: 1,
+            },
+            CancellationToken::new(),
+        )
+        .await;
         let order = g.order.lock().expect("lock").clone();
         assert_eq!(&order[..2], &[0, 4]);
     }
@@ -206,9 +241,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             c2.cancel();
         });
-        let (g, ended, left) = run(jobs(40, 1), 1, Limits { workers: 2, per_group: 2 }, cancel).await;
+        let (g, ended, left) = run(
+            jobs(40, 1),
+            1,
+            Limits {
+                workers: 2,
+                per_group: 2,
+            },
+            cancel,
+        )
+        .await;
         assert!(!left.is_empty());
         assert_eq!(ended.len() + left.len(), 40);
-        assert_eq!(g.order.lock().expect("lock").len(), ended.len(), "every started job ended");
+        assert_eq!(
+            g.order.lock().expect("lock").len(),
+            ended.len(),
+            "every started job ended"
+        );
     }
 }

@@ -248,15 +248,33 @@ mod tests {
     fn the_hash_follows_the_configuration() {
         let none = BTreeMap::new();
         let h = config_hash("t", &info(), "sha256:1", Some("abc"), "th", &none);
-        assert_eq!(h, config_hash("t", &info(), "sha256:1", Some("abc"), "th", &none));
-        assert_ne!(h, config_hash("t", &info(), "sha256:2", Some("abc"), "th", &none));
-        assert_ne!(h, config_hash("t", &info(), "sha256:1", Some("abd"), "th", &none));
-        assert_ne!(h, config_hash("t", &info(), "sha256:1", Some("abc"), "tx", &none));
+        assert_eq!(
+            h,
+            config_hash("t", &info(), "sha256:1", Some("abc"), "th", &none)
+        );
+        assert_ne!(
+            h,
+            config_hash("t", &info(), "sha256:2", Some("abc"), "th", &none)
+        );
+        assert_ne!(
+            h,
+            config_hash("t", &info(), "sha256:1", Some("abd"), "th", &none)
+        );
+        assert_ne!(
+            h,
+            config_hash("t", &info(), "sha256:1", Some("abc"), "tx", &none)
+        );
         let mut other = info();
         other.model = Some("m".into());
-        assert_ne!(h, config_hash("t", &other, "sha256:1", Some("abc"), "th", &none));
+        assert_ne!(
+            h,
+            config_hash("t", &other, "sha256:1", Some("abc"), "th", &none)
+        );
         let answers = BTreeMap::from([("x".to_string(), "2".to_string())]);
-        assert_ne!(h, config_hash("t", &info(), "sha256:1", Some("abc"), "th", &answers));
+        assert_ne!(
+            h,
+            config_hash("t", &info(), "sha256:1", Some("abc"), "th", &answers)
+        );
     }
 
     #[test]
@@ -294,6 +312,9 @@ mod tests {
             .iter()
             .map(|c| format!("{}{}{}", c.task, c.prover, c.attempt))
             .collect();
-        assert_eq!(names, ["ax1", "ax2", "ay1", "ay2", "bx1", "bx2", "by1", "by2"]);
+        assert_eq!(
+            names,
+            ["ax1", "ax2", "ay1", "ay2", "bx1", "bx2", "by1", "by2"]
+        );
     }
 }

@@ -146,13 +146,16 @@ pub fn discover(
     if std::fs::symlink_metadata(dir).is_err() {
         return Err(BenchError::Directory {
             path: dir.to_path_buf(),
-            message: "no such directory — pass a dataset directory (`atp download NAME DIR` fetches one)".into(),
+            message:
+                "no such directory — pass a dataset directory (`atp download NAME DIR` fetches one)"
+                    .into(),
         });
     }
     if !dir.is_dir() {
         return Err(BenchError::Directory {
             path: dir.to_path_buf(),
-            message: "not a directory — pass a dataset directory of .lean files or lake projects".into(),
+            message: "not a directory — pass a dataset directory of .lean files or lake projects"
+                .into(),
         });
     }
     let mut found = Vec::new();
@@ -215,8 +218,8 @@ pub fn discover(
             }
             Found::File(p) => {
                 let dest = staging.join(format!("{i:05}"));
-                let project =
-                    stage_files(std::slice::from_ref(&p), &dest).map_err(|e| BenchError::bad_file(&p, e))?;
+                let project = stage_files(std::slice::from_ref(&p), &dest)
+                    .map_err(|e| BenchError::bad_file(&p, e))?;
                 if let Some(s) = &skeleton {
                     for (file, bytes) in s.files() {
                         std::fs::write(dest.join(file), bytes)
@@ -291,7 +294,10 @@ mod tests {
         assert_eq!(skipped.filtered, 2);
         let e = discover(d.path(), &["zzz*".into()], st.path(), &LeanPins::builtin())
             .expect_err("none");
-        assert!(e.to_string().contains("no tasks found matching zzz*"), "{e}");
+        assert!(
+            e.to_string().contains("no tasks found matching zzz*"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -96,7 +96,11 @@ impl Cdp {
 }
 
 fn mkfifo(p: &Path) {
-    assert!(Command::new("mkfifo").arg(p).status().expect("mkfifo").success());
+    assert!(Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .expect("mkfifo")
+        .success());
 }
 
 /// Load `html` in headless Chromium; returns (errors seen, the DOM facts).
@@ -118,7 +122,10 @@ fn load(browser: &Path, html: &Path) -> (Vec<String>, Value) {
         .spawn()
         .expect("chromium starts");
     // bash opens fd 3 (our write end) first, then fd 4 (our read end).
-    let to = std::fs::OpenOptions::new().write(true).open(&cmd_in).unwrap();
+    let to = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cmd_in)
+        .unwrap();
     let from = std::fs::File::open(&cmd_out).unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -202,7 +209,10 @@ fn report_html_loads_in_headless_chromium() {
     atp_bench::report::render(&s).unwrap();
     let (errors, facts) = load(&browser, &d.path().join("report.html"));
     assert!(errors.is_empty(), "console errors: {errors:?}");
-    assert_eq!(facts["ready"], "1", "the page's script ran to its end: {facts}");
+    assert_eq!(
+        facts["ready"], "1",
+        "the page's script ran to its end: {facts}"
+    );
     assert_eq!(facts["gridRows"], 2, "{facts}");
     assert_eq!(facts["gridLinks"], 4, "{facts}");
     assert_eq!(facts["charts"], 3, "{facts}");
@@ -228,5 +238,8 @@ fn a_page_with_an_error_is_caught() {
     )
     .unwrap();
     let (errors, _) = load(&browser, &p);
-    assert!(errors.iter().any(|e| e.contains("undefinedFunction")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("undefinedFunction")),
+        "{errors:?}"
+    );
 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atp_bench::provenance::{DatasetInfo, ImageInfo, ProverEntry, RunInfo, RunState, Sampling, RUN_SCHEMA};
+use atp_bench::provenance::{
+    DatasetInfo, ImageInfo, ProverEntry, RunInfo, RunState, Sampling, RUN_SCHEMA,
+};
 use atp_bench::store::{Plan, Store};
 use atp_bench::CellId;
 use atp_prover::{
@@ -170,26 +172,72 @@ pub fn store() -> (tempfile::TempDir, Store) {
         r.task = Some(id.task.clone());
         s.write_stamped(id, &mut r, "hash").unwrap();
     };
-    put(&id("A", "agent", 1), with_hole(result(Status::Verified, "claude", Some(0.5), 10.0), HoleCheck::Equal));
-    put(&id("A", "agent", 2), with_hole(result(Status::Verified, "claude", Some(0.25), 12.0), HoleCheck::Wrong));
-    put(&id("B", "agent", 1), result(Status::Unverified, "claude", Some(1.0), 20.0));
-    put(&id("B", "agent", 2), result(Status::Verified, "claude", None, 14.0));
-    put(&id("A", "tactics", 1), with_hole(result(Status::Verified, "tactics", Some(0.0), 4.0), HoleCheck::Undecided));
-    put(&id("A", "tactics", 2), result(Status::Timeout, "tactics", Some(0.0), 60.0));
-    put(&id("B", "tactics", 1), result(Status::Error, "tactics", Some(0.0), 3.0));
+    put(
+        &id("A", "agent", 1),
+        with_hole(
+            result(Status::Verified, "claude", Some(0.5), 10.0),
+            HoleCheck::Equal,
+        ),
+    );
+    put(
+        &id("A", "agent", 2),
+        with_hole(
+            result(Status::Verified, "claude", Some(0.25), 12.0),
+            HoleCheck::Wrong,
+        ),
+    );
+    put(
+        &id("B", "agent", 1),
+        result(Status::Unverified, "claude", Some(1.0), 20.0),
+    );
+    put(
+        &id("B", "agent", 2),
+        result(Status::Verified, "claude", None, 14.0),
+    );
+    put(
+        &id("A", "tactics", 1),
+        with_hole(
+            result(Status::Verified, "tactics", Some(0.0), 4.0),
+            HoleCheck::Undecided,
+        ),
+    );
+    put(
+        &id("A", "tactics", 2),
+        result(Status::Timeout, "tactics", Some(0.0), 60.0),
+    );
+    put(
+        &id("B", "tactics", 1),
+        result(Status::Error, "tactics", Some(0.0), 3.0),
+    );
     // B/tactics/2 never ran.
     // A transcript with hostile text, and a raw stdout for another cell.
     let mut t = Transcript::new("test");
-    t.push(EntryKind::Assistant, "I will </pre><script>alert(1)</script> now", None, false);
-    t.push(EntryKind::ToolCall, "sed -i s/sorry/simp/ A.lean", Some("Bash".into()), false);
+    t.push(
+        EntryKind::Assistant,
+        "I will </pre><script>alert(1)</script> now",
+        None,
+        false,
+    );
+    t.push(
+        EntryKind::ToolCall,
+        "sed -i s/sorry/simp/ A.lean",
+        Some("Bash".into()),
+        false,
+    );
     t.push(EntryKind::ToolResult, "ok", None, false);
     t.push(EntryKind::Final, "result: success", None, false);
     std::fs::write(
-        s.layout(&id("A", "agent", 1)).logs().join("transcript.json"),
+        s.layout(&id("A", "agent", 1))
+            .logs()
+            .join("transcript.json"),
         serde_json::to_string(&t).unwrap(),
     )
     .unwrap();
-    std::fs::write(s.layout(&id("B", "tactics", 1)).stdout(), "line 1\n<b>line 2</b>\n").unwrap();
+    std::fs::write(
+        s.layout(&id("B", "tactics", 1)).stdout(),
+        "line 1\n<b>line 2</b>\n",
+    )
+    .unwrap();
     (d, s)
 }
 
@@ -235,8 +283,16 @@ fn prover_output_is_escaped_in_the_html() {
     // Nothing is loaded from anywhere: no src, no <link>, every href an anchor on the page.
     assert!(!html.contains(" src="));
     assert!(!html.contains("<link"));
-    assert_eq!(html.matches("href=\"").count(), html.matches("href=\"#").count());
-    for needle in ["id=\"grid\"", "id=\"chart-solved\"", "id=\"chart-cost\"", "id=\"chart-time\""] {
+    assert_eq!(
+        html.matches("href=\"").count(),
+        html.matches("href=\"#").count()
+    );
+    for needle in [
+        "id=\"grid\"",
+        "id=\"chart-solved\"",
+        "id=\"chart-cost\"",
+        "id=\"chart-time\"",
+    ] {
         assert!(html.contains(needle), "{needle}");
     }
 }

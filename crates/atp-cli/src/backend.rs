@@ -7,7 +7,18 @@ use atp_docker::{DockerBackend, DockerConfig};
 use atp_modal::{ModalBackend, ModalConfig};
 
 /// The engines atp can run sandboxes on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Local containers through the Docker Engine API.
     #[default]
@@ -27,7 +38,7 @@ impl BackendKind {
 }
 
 /// The `--backend` / `--image` flags shared by every command that talks to an engine.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct BackendArgs {
     /// Where sandboxes run.
     #[arg(long, value_enum, default_value_t = BackendKind::Docker, env = "ATP_BACKEND", hide_env_values = true)]
@@ -85,6 +96,12 @@ pub fn make(spec: &BackendSpec) -> anyhow::Result<Arc<dyn ComputeBackend>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_modal_backend_reads_every_pin_variable_the_image_crate_writes() {
+        // atp-modal cannot depend on atp-image, so it spells the pairs itself.
+        assert_eq!(atp_modal::PIN_ENV, atp_image::PIN_ENV_LABELS);
+    }
 
     #[test]
     fn docker_is_the_default_with_the_open_atp_image() {

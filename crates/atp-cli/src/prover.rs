@@ -55,7 +55,7 @@ pub fn known() -> String {
 }
 
 /// The flags that configure a prover.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, Serialize, serde::Deserialize)]
 pub struct ProverArgs {
     /// The prover (see `atp provers`).
     #[arg(long, short = 'p', value_name = "NAME", default_value = "claude")]

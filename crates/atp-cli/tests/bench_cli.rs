@@ -52,7 +52,13 @@ const TASKS: &[(&str, &str)] = &[
 fn atp(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atp"));
     c.args(args).current_dir(cwd);
-    for v in ["CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ATP_BACKEND", "ATP_IMAGE"] {
+    for v in [
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ATP_BACKEND",
+        "ATP_IMAGE",
+    ] {
         c.env_remove(v);
     }
     for (k, v) in env {
@@ -67,12 +73,23 @@ fn text(o: &Output) -> String {
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
-        .args(["-c", "user.name=atp-test", "-c", "user.email=test@atp.invalid", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=atp-test",
+            "-c",
+            "user.email=test@atp.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -86,7 +103,11 @@ fn dataset_repo(root: &Path, tasks: &[(&str, &str)]) -> (String, String, String)
     git(&repo, &["config", "uploadpack.allowFilter", "true"]);
     git(&repo, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
     let pins = atp_image::LeanPins::builtin();
-    std::fs::write(repo.join("lean4/lean-toolchain"), format!("{}\n", pins.lean_toolchain)).expect("w");
+    std::fs::write(
+        repo.join("lean4/lean-toolchain"),
+        format!("{}\n", pins.lean_toolchain),
+    )
+    .expect("w");
     std::fs::write(
         repo.join("lean4/lakefile.toml"),
         format!("name = \"putnam\"\n\n[[require]]\nname = \"mathlib\"\ngit = \"https://github.com/leanprover-community/mathlib4\"\nrev = \"{}\"\n", pins.mathlib_rev),
@@ -99,7 +120,11 @@ fn dataset_repo(root: &Path, tasks: &[(&str, &str)]) -> (String, String, String)
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "six tasks"]);
     let first = git(&repo, &["rev-parse", "HEAD"]);
-    std::fs::write(repo.join("lean4/src/later.lean"), "theorem later : True := by\n  sorry\n").expect("w");
+    std::fs::write(
+        repo.join("lean4/src/later.lean"),
+        "theorem later : True := by\n  sorry\n",
+    )
+    .expect("w");
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "a later task"]);
     let second = git(&repo, &["rev-parse", "HEAD"]);
@@ -111,7 +136,15 @@ fn download(root: &Path) -> PathBuf {
     let (url, first, _) = dataset_repo(root, TASKS);
     let data = root.join("data");
     let o = atp(
-        &["download", "putnam", data.to_str().expect("utf8"), "--repo", &url, "--rev", &first],
+        &[
+            "download",
+            "putnam",
+            data.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &first,
+        ],
         &[],
         root,
     );
@@ -185,8 +218,16 @@ fn datasets_are_listed_with_their_pins() {
     insta::assert_snapshot!(String::from_utf8_lossy(&o.stdout));
     let o = atp(&["datasets", "--json"], &[], tmp.path());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    let names: Vec<&str> = v.as_array().expect("array").iter().filter_map(|d| d["name"].as_str()).collect();
-    assert_eq!(names, ["examples", "putnam", "fate-h", "fate-m", "fate-x", "minif2f"]);
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["examples", "putnam", "fate-h", "fate-m", "fate-x", "minif2f"]
+    );
 }
 
 #[test]
@@ -195,7 +236,16 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     let (url, first, second) = dataset_repo(tmp.path(), TASKS);
     let data = tmp.path().join("data");
     let o = atp(
-        &["download", "putnam", data.to_str().expect("utf8"), "--repo", &url, "--rev", &first, "--json"],
+        &[
+            "download",
+            "putnam",
+            data.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &first,
+            "--json",
+        ],
         &[],
         tmp.path(),
     );
@@ -227,10 +277,22 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     );
     let answers = std::fs::read_to_string(data.join("answers.toml")).expect("answers");
     assert!(answers.contains("hole_right_solution = \"2\""), "{answers}");
-    assert!(answers.contains("hole_trivial_solution = \"3\""), "{answers}");
+    assert!(
+        answers.contains("hole_trivial_solution = \"3\""),
+        "{answers}"
+    );
     // Again at the same revision: reused, nothing fetched.
     let o = atp(
-        &["download", "putnam", data.to_str().expect("utf8"), "--repo", &url, "--rev", &first, "--json"],
+        &[
+            "download",
+            "putnam",
+            data.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &first,
+            "--json",
+        ],
         &[],
         tmp.path(),
     );
@@ -239,25 +301,53 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     assert_eq!(v["reused"], true);
     // Another revision into the same directory: one line naming the remedy.
     let o = atp(
-        &["download", "putnam", data.to_str().expect("utf8"), "--repo", &url, "--rev", &second],
+        &[
+            "download",
+            "putnam",
+            data.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &second,
+        ],
         &[],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("already holds dataset putnam") && err.contains("pass a new directory"), "{err}");
+    assert!(
+        err.contains("already holds dataset putnam") && err.contains("pass a new directory"),
+        "{err}"
+    );
     // The newer commit has the seventh task; a bad revision is one line too.
     let newer = tmp.path().join("newer");
     let o = atp(
-        &["download", "putnam", newer.to_str().expect("utf8"), "--repo", &url, "--rev", &second, "--json"],
+        &[
+            "download",
+            "putnam",
+            newer.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &second,
+            "--json",
+        ],
         &[],
         tmp.path(),
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(newer.join("later.lean").is_file());
     let o = atp(
-        &["download", "putnam", tmp.path().join("bad").to_str().expect("utf8"), "--repo", &url, "--rev", "0000000000000000000000000000000000000000"],
+        &[
+            "download",
+            "putnam",
+            tmp.path().join("bad").to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            "0000000000000000000000000000000000000000",
+        ],
         &[],
         tmp.path(),
     );
@@ -265,15 +355,24 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("git fetch") && err.contains("--rev"), "{err}");
-    assert!(!tmp.path().join("bad").exists(), "nothing is written when the clone fails");
+    assert!(
+        !tmp.path().join("bad").exists(),
+        "nothing is written when the clone fails"
+    );
     let o = atp(&["download", "nope", "x"], &[], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown dataset `nope` — known datasets: examples, putnam"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("unknown dataset `nope` — known datasets: examples, putnam"));
 }
 
 #[tokio::test]
 async fn a_dataset_pinned_to_another_toolchain_is_refused_with_the_image_remedy() {
-    if !engine_ready("a_dataset_pinned_to_another_toolchain_is_refused_with_the_image_remedy", &test_image()).await {
+    if !engine_ready(
+        "a_dataset_pinned_to_another_toolchain_is_refused_with_the_image_remedy",
+        &test_image(),
+    )
+    .await
+    {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -285,21 +384,38 @@ async fn a_dataset_pinned_to_another_toolchain_is_refused_with_the_image_remedy(
         &record,
         text0
             .replace(&pins.lean_toolchain, "leanprover/lean4:v4.27.0")
-            .replace(&format!("mathlib_rev = \"{}\"", pins.mathlib_rev), "mathlib_rev = \"v4.27.0\""),
+            .replace(
+                &format!("mathlib_rev = \"{}\"", pins.mathlib_rev),
+                "mathlib_rev = \"v4.27.0\"",
+            ),
     )
     .expect("w");
     let out = tmp.path().join("out");
     let o = atp(
-        &["benchmark", data.to_str().expect("utf8"), "-p", "tactics", "--image", &test_image(), "--output", out.to_str().expect("utf8")],
+        &[
+            "benchmark",
+            data.to_str().expect("utf8"),
+            "-p",
+            "tactics",
+            "--image",
+            &test_image(),
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
         &[],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("dataset putnam needs leanprover/lean4:v4.27.0 (Mathlib v4.27.0)"), "{err}");
     assert!(
-        err.contains("atp build-image --lean-toolchain leanprover/lean4:v4.27.0 --mathlib-rev v4.27.0"),
+        err.contains("dataset putnam needs leanprover/lean4:v4.27.0 (Mathlib v4.27.0)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "atp build-image --lean-toolchain leanprover/lean4:v4.27.0 --mathlib-rev v4.27.0"
+        ),
         "{err}"
     );
     assert!(!out.exists(), "nothing is written before the gate");
@@ -324,7 +440,12 @@ fn claude_env() -> Vec<(&'static str, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
-    if !engine_ready("tactics_and_an_agent_on_a_dataset_with_definition_holes", &agents_image()).await {
+    if !engine_ready(
+        "tactics_and_an_agent_on_a_dataset_with_definition_holes",
+        &agents_image(),
+    )
+    .await
+    {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -337,12 +458,27 @@ async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
     let run = run_id("acc");
     let o = atp(
         &[
-            "benchmark", data.to_str().expect("utf8"),
-            "--config", config.to_str().expect("utf8"),
-            "--image", &agents_image(), "--network", "host",
-            "-w", "4", "--per-prover", "2",
-            "--timeout", "4", "--verify-timeout", "3",
-            "--run-id", &run, "--output", out.to_str().expect("utf8"), "--json",
+            "benchmark",
+            data.to_str().expect("utf8"),
+            "--config",
+            config.to_str().expect("utf8"),
+            "--image",
+            &agents_image(),
+            "--network",
+            "host",
+            "-w",
+            "4",
+            "--per-prover",
+            "2",
+            "--timeout",
+            "4",
+            "--verify-timeout",
+            "3",
+            "--run-id",
+            &run,
+            "--output",
+            out.to_str().expect("utf8"),
+            "--json",
         ],
         &claude_env(),
         tmp.path(),
@@ -375,7 +511,8 @@ async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
     // The trivialising answer compiles, but Lean proves it different from the official one.
     assert_eq!(outcome(&recs, "hole_trivial", "agent", 1), "hole_wrong");
     let cell = out.join("hole_trivial/agent/1/logs/result.json");
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cell).expect("result")).expect("json");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell).expect("result")).expect("json");
     assert_eq!(r["status"], "unverified");
     let hole = &r["verification"]["definition_holes"][0];
     assert_eq!(hole["name"], "hole_trivial_solution");
@@ -383,50 +520,96 @@ async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
     assert_eq!(hole["answer"], "3");
     assert_eq!(hole["check"], "wrong");
     let right = out.join("hole_right/agent/1/logs/result.json");
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(right).expect("result")).expect("json");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(right).expect("result")).expect("json");
     assert_eq!(r["verification"]["definition_holes"][0]["check"], "equal");
-    assert!(r["metadata"]["bench"]["config_hash"].as_str().is_some_and(|h| h.len() == 64));
+    assert!(r["metadata"]["bench"]["config_hash"]
+        .as_str()
+        .is_some_and(|h| h.len() == 64));
     // Reports, provenance, transcripts.
-    for f in ["report.md", "report.html", "results.csv", "run.toml", "plan.json"] {
+    for f in [
+        "report.md",
+        "report.html",
+        "results.csv",
+        "run.toml",
+        "plan.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let md = std::fs::read_to_string(out.join("report.md")).expect("md");
     assert!(md.contains("| `agent` | 4 / 6 |"), "{md}");
-    assert!(md.contains("| hole_trivial | unverified | hole_wrong |"), "{md}");
+    assert!(
+        md.contains("| hole_trivial | unverified | hole_wrong |"),
+        "{md}"
+    );
     let run_toml = std::fs::read_to_string(out.join("run.toml")).expect("run.toml");
-    for needle in ["state = \"complete\"", "commit = ", "label = \"agent\"", "claude-opus-4-8", "lean_toolchain"] {
+    for needle in [
+        "state = \"complete\"",
+        "commit = ",
+        "label = \"agent\"",
+        "claude-opus-4-8",
+        "lean_toolchain",
+    ] {
         assert!(run_toml.contains(needle), "{needle}: {run_toml}");
     }
     let transcript = out.join("t3_hard/agent/1/logs/transcript.json");
     let t = std::fs::read_to_string(transcript).expect("transcript");
-    assert!(t.contains("tool_call") && t.contains("FAKE_MODEL_GIVES_UP"), "{t}");
+    assert!(
+        t.contains("tool_call") && t.contains("FAKE_MODEL_GIVES_UP"),
+        "{t}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");
     assert!(html.contains("tool call · Bash"));
     // atp report re-renders the same reports from the store.
     std::fs::remove_file(out.join("report.md")).expect("rm");
     let o = atp(&["report", out.to_str().expect("utf8")], &[], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(out.join("report.md")).expect("md"), md);
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).expect("md"),
+        md
+    );
     // Nothing leaked: no sandbox, no key.
     assert_eq!(count_managed(Some(&run)).await, 0, "sandboxes left");
     assert!(!text(&o).contains(KEY));
     for f in walk(&out) {
         let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&bytes).contains(KEY), "{} holds the key", f.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "{} holds the key",
+            f.display()
+        );
     }
     // Without --resume or --fresh, the directory is not reused.
     let o = atp(
-        &["benchmark", data.to_str().expect("utf8"), "-p", "tactics", "--image", &agents_image(), "--output", out.to_str().expect("utf8")],
+        &[
+            "benchmark",
+            data.to_str().expect("utf8"),
+            "-p",
+            "tactics",
+            "--image",
+            &agents_image(),
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
         &[],
         tmp.path(),
     );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("pass --resume to continue it"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("pass --resume to continue it"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_attempts_give_pass_at_1_and_pass_at_3() {
-    if !engine_ready("three_attempts_give_pass_at_1_and_pass_at_3", &agents_image()).await {
+    if !engine_ready(
+        "three_attempts_give_pass_at_1_and_pass_at_3",
+        &agents_image(),
+    )
+    .await
+    {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -444,12 +627,29 @@ async fn three_attempts_give_pass_at_1_and_pass_at_3() {
     let run = run_id("k");
     let o = atp(
         &[
-            "benchmark", data.to_str().expect("utf8"),
-            "--config", config.to_str().expect("utf8"),
-            "-t", "t1_simp", "-t", "t3_hard",
-            "--attempts", "3", "-w", "2", "--per-prover", "1",
-            "--image", &agents_image(), "--network", "host",
-            "--run-id", &run, "--output", out.to_str().expect("utf8"), "--json",
+            "benchmark",
+            data.to_str().expect("utf8"),
+            "--config",
+            config.to_str().expect("utf8"),
+            "-t",
+            "t1_simp",
+            "-t",
+            "t3_hard",
+            "--attempts",
+            "3",
+            "-w",
+            "2",
+            "--per-prover",
+            "1",
+            "--image",
+            &agents_image(),
+            "--network",
+            "host",
+            "--run-id",
+            &run,
+            "--output",
+            out.to_str().expect("utf8"),
+            "--json",
         ],
         &claude_env(),
         tmp.path(),
@@ -457,15 +657,30 @@ async fn three_attempts_give_pass_at_1_and_pass_at_3() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(summary["total"], 12);
-    let agent = summary["provers"].as_array().expect("provers").iter().find(|s| s["prover"] == "agent").expect("agent").clone();
-    let tactics = summary["provers"].as_array().expect("provers").iter().find(|s| s["prover"] == "tactics").expect("tactics").clone();
+    let agent = summary["provers"]
+        .as_array()
+        .expect("provers")
+        .iter()
+        .find(|s| s["prover"] == "agent")
+        .expect("agent")
+        .clone();
+    let tactics = summary["provers"]
+        .as_array()
+        .expect("provers")
+        .iter()
+        .find(|s| s["prover"] == "tactics")
+        .expect("tactics")
+        .clone();
     let recs = records(&out);
     for t in ["t1_simp", "t3_hard"] {
         assert_eq!(outcome(&recs, t, "agent", 1), "solved", "{t}");
         assert_eq!(outcome(&recs, t, "agent", 2), "unverified", "{t}");
         assert_eq!(outcome(&recs, t, "agent", 3), "unverified", "{t}");
     }
-    assert!((agent["pass_at_1"].as_f64().expect("p1") - 1.0 / 3.0).abs() < 1e-9, "{agent}");
+    assert!(
+        (agent["pass_at_1"].as_f64().expect("p1") - 1.0 / 3.0).abs() < 1e-9,
+        "{agent}"
+    );
     assert_eq!(agent["pass_at_n"], 1.0, "{agent}");
     assert_eq!(agent["n"], 3);
     // tactics is deterministic: t1 every time, t3 never.
@@ -480,9 +695,18 @@ async fn three_attempts_give_pass_at_1_and_pass_at_3() {
 fn benchmark_tactics(data: &Path, out: &Path, run: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atp"));
     c.args([
-        "benchmark", data.to_str().expect("utf8"), "-p", "tactics",
-        "--image", &test_image(), "--network", "none",
-        "--run-id", run, "--output", out.to_str().expect("utf8"),
+        "benchmark",
+        data.to_str().expect("utf8"),
+        "-p",
+        "tactics",
+        "--image",
+        &test_image(),
+        "--network",
+        "none",
+        "--run-id",
+        run,
+        "--output",
+        out.to_str().expect("utf8"),
     ])
     .args(extra)
     .env_remove("ATP_BACKEND")
@@ -498,14 +722,21 @@ fn done_cells(out: &Path) -> usize {
             std::fs::read_to_string(p)
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .is_some_and(|v| v["status"] != "cancelled" && v["metadata"]["bench"]["config_hash"].is_string())
+                .is_some_and(|v| {
+                    v["status"] != "cancelled" && v["metadata"]["bench"]["config_hash"].is_string()
+                })
         })
         .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_with_only_the_missing_cells() {
-    if !engine_ready("a_killed_run_resumes_with_only_the_missing_cells", &test_image()).await {
+    if !engine_ready(
+        "a_killed_run_resumes_with_only_the_missing_cells",
+        &test_image(),
+    )
+    .await
+    {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -520,7 +751,10 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
     let deadline = Instant::now() + Duration::from_secs(240);
     while done_cells(&out) < 2 {
         assert!(Instant::now() < deadline, "no cell finished");
-        assert!(child.try_wait().expect("wait").is_none(), "the run ended before it was killed");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before it was killed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Killed outright: no teardown runs; `atp gc` cleans up what it left.
@@ -550,7 +784,9 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
     // A second resume has nothing left to run.
     let since = now_unix() - 1;
     let again = run_id("again");
-    let o = benchmark_tactics(&data, &out, &again, &["--resume", "--json"]).output().expect("atp runs");
+    let o = benchmark_tactics(&data, &out, &again, &["--resume", "--json"])
+        .output()
+        .expect("atp runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(summary["ran"], 0);
@@ -559,16 +795,39 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
-    if !engine_ready("ctrl_c_stops_tears_down_and_says_how_to_resume", &test_image()).await {
+    if !engine_ready(
+        "ctrl_c_stops_tears_down_and_says_how_to_resume",
+        &test_image(),
+    )
+    .await
+    {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
     // A task whose compiles hang keeps its cell running until the signal.
     let mut tasks = TASKS.to_vec();
-    tasks.insert(0, ("a_hang.lean", "import Mathlib\n\n-- STANDIN_HANG\ntheorem h : True := by\n  sorry\n"));
+    tasks.insert(
+        0,
+        (
+            "a_hang.lean",
+            "import Mathlib\n\n-- STANDIN_HANG\ntheorem h : True := by\n  sorry\n",
+        ),
+    );
     let (url, first, _) = dataset_repo(tmp.path(), &tasks);
     let data = tmp.path().join("data");
-    let o = atp(&["download", "putnam", data.to_str().expect("utf8"), "--repo", &url, "--rev", &first], &[], tmp.path());
+    let o = atp(
+        &[
+            "download",
+            "putnam",
+            data.to_str().expect("utf8"),
+            "--repo",
+            &url,
+            "--rev",
+            &first,
+        ],
+        &[],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = tmp.path().join("out");
     let run = run_id("int");
@@ -584,23 +843,42 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
     let started = Instant::now();
     let o = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("join")
         .expect("wait");
-    assert!(started.elapsed() < Duration::from_secs(120), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("resume with:") && err.contains("--resume"), "{err}");
-    assert_eq!(count_managed(Some(&run)).await, 0, "sandboxes left after Ctrl-C");
+    assert!(
+        err.contains("resume with:") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(
+        count_managed(Some(&run)).await,
+        0,
+        "sandboxes left after Ctrl-C"
+    );
     let hang: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("a_hang/tactics/1/logs/result.json")).expect("result.json of the running cell"),
+        &std::fs::read_to_string(out.join("a_hang/tactics/1/logs/result.json"))
+            .expect("result.json of the running cell"),
     )
     .expect("json");
     assert_eq!(hang["status"], "cancelled");
     let run_toml = std::fs::read_to_string(out.join("run.toml")).expect("run.toml");
     assert!(run_toml.contains("state = \"interrupted\""), "{run_toml}");
-    assert!(out.join("report.html").is_file(), "reports are written for what finished");
+    assert!(
+        out.join("report.html").is_file(),
+        "reports are written for what finished"
+    );
 }

@@ -216,3 +216,40 @@ async fn gc_removes_a_leaked_sandbox_of_one_run() {
         .expect("list");
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test]
+async fn doctor_self_test_prints_the_canary_table() {
+    let image = std::env::var("ATP_TEST_IMAGE").unwrap_or_else(|_| TEST_IMAGE.to_string());
+    if engine("doctor_self_test_prints_the_canary_table")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let o = atp(&["doctor", "--self-test", "--image", &image], None);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    for canary in [
+        "honest",
+        "axiom",
+        "sorry",
+        "weakened_statement",
+        "native_decide",
+        "environment_forgery",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(canary) && l.contains(" ok ")),
+            "{canary}: {text}"
+        );
+    }
+    assert!(text.contains("self-test passed"), "{text}");
+    let o = atp(
+        &["doctor", "--json", "--self-test", "--image", &image],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["self_test"]["status"], "ran");
+    assert_eq!(v["self_test"]["passed"], true);
+    assert_eq!(v["self_test"]["canaries"].as_array().map(Vec::len), Some(6));
+}

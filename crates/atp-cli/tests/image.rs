@@ -74,11 +74,13 @@ fn render_dockerfile_text_is_the_spec_rendering() {
         "dockerfile",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let expected = atp_image::ImageSpec::load(&spec)
-        .expect("load")
-        .to_dockerfile()
-        .expect("render");
-    assert_eq!(stdout(&out), expected);
+    // The committed lock is fresh, so the default rendering is the locked one.
+    let (locked, status) =
+        atp_image::ImageSpec::load_with_lock(&spec, atp_image::LockMode::Required)
+            .expect("load with the committed lock");
+    assert!(matches!(status, atp_image::LockStatus::Used { .. }));
+    assert_eq!(stdout(&out), locked.to_dockerfile().expect("render"));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
 
 #[test]
@@ -350,4 +352,595 @@ fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
     let v: serde_json::Value = serde_json::from_slice(&labelled.stdout).expect("json");
     assert_eq!(v["pins"]["source"], "labels", "{v}");
     assert!(v["pins"]["spec_hash"].is_null(), "{v}");
+}
+
+// ---- the image lock: `atp image lock`, locked renders and builds ----
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A spec installing two npm packages (one pinned) and one pipx app; `pre` steps go first.
+fn tools_spec(base: &str, pre: &str) -> String {
+    format!(
+        "base = \"{base}\"\n{pre}\
+         [[step]]\nnpm = [\"@scope/cli@1.2.3\", \"plain\"]\n\
+         [[step]]\npipx = [\"latest-app\"]\n\
+         [[step]]\nworkdir = \"/workspace\"\n\
+         [[step]]\ncopy_skeleton = \"/workspace\"\n"
+    )
+}
+
+/// Fake npm and PyPI registries answering for [`tools_spec`], each package once.
+async fn fake_registries() -> (MockServer, MockServer) {
+    let npm = MockServer::start().await;
+    let pypi = MockServer::start().await;
+    for (at, name, version) in [
+        ("/@scope%2Fcli/1.2.3", "@scope/cli", "1.2.3"),
+        ("/plain/latest", "plain", "4.5.6"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "name": name, "version": version,
+                "dist": { "integrity": format!("sha512-{version}==") }
+            })))
+            .mount(&npm)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/pypi/latest-app/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "info": { "version": "0.9.9" },
+            "releases": { "0.9.9": [{
+                "filename": "latest_app-0.9.9-py3-none-any.whl", "packagetype": "bdist_wheel",
+                "digests": { "sha256": "ab".repeat(32) }, "yanked": false
+            }] }
+        })))
+        .mount(&pypi)
+        .await;
+    (npm, pypi)
+}
+
+/// Run `atp` without the registry/engine variables of the developer's environment; `env` is
+/// applied on top. Killed after two minutes.
+async fn atp_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(ATP);
+    cmd.args(args)
+        .env_remove("ATP_NPM_REGISTRY")
+        .env_remove("ATP_PYPI_INDEX")
+        .env_remove("ATP_LOG")
+        .env("DOCKER_HOST", "unix:///nonexistent/atp-test.sock")
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("atp finished within 2 minutes")
+        .expect("atp runs")
+}
+
+/// The expected lock of [`tools_spec`] against [`fake_registries`], with `base` as recorded.
+fn expected_lock(spec: &atp_image::ImageSpec, base: atp_image::LockedBase) -> atp_image::ImageLock {
+    use atp_image::{LockSource, LockedTool};
+    let tools = spec
+        .requirements()
+        .expect("requirements")
+        .iter()
+        .map(|r| {
+            let (version, source) = match r.name.as_str() {
+                "@scope/cli" => ("1.2.3", LockSource::Spec),
+                "plain" => ("4.5.6", LockSource::Registry),
+                _ => ("0.9.9", LockSource::Registry),
+            };
+            let mut t = LockedTool::new(r, version, source);
+            if r.kind == atp_image::ToolKind::Npm {
+                t.integrity = Some(format!("sha512-{version}=="));
+            } else {
+                t.sha256 = Some("ab".repeat(32));
+                t.file = Some("latest_app-0.9.9-py3-none-any.whl".into());
+            }
+            t
+        })
+        .collect();
+    atp_image::ImageLock::new(spec, base, tools).expect("expected lock")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_lock_against_fake_registries_writes_the_expected_lock() {
+    let (npm, pypi) = fake_registries().await;
+    let dir = spec_dir(&tools_spec("ubuntu:24.04", ""));
+    let spec = dir.path().join("spec.toml");
+    let spec_s = spec.to_str().expect("utf8");
+    let out = atp_with(
+        &[
+            "image",
+            "lock",
+            "--spec",
+            spec_s,
+            "--npm-registry",
+            &npm.uri(),
+            "--pypi-index",
+            &pypi.uri(),
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lock_path = dir.path().join("spec.lock");
+    assert_eq!(v["lock"], lock_path.to_str().expect("utf8"));
+    assert_eq!(v["changed"], true);
+
+    let written = atp_image::ImageLock::load(&lock_path).expect("the lock written parses");
+    // No engine at DOCKER_HOST: the base digest is absent and the lock says why.
+    let base = written.base().clone();
+    assert_eq!(base.digest, None);
+    assert!(
+        base.note
+            .as_deref()
+            .is_some_and(|n| n.contains("not reachable")),
+        "{base:?}"
+    );
+    let loaded = atp_image::ImageSpec::load(&spec).expect("spec");
+    assert_eq!(written, expected_lock(&loaded, base));
+    assert_eq!(v["lock_hash"], written.lock_hash());
+    assert_eq!(v["tools"][1]["version"], "4.5.6");
+    let text = stdout(&out);
+    assert!(!text.contains("sha512") || text.contains("integrity"));
+
+    // A locked render installs exactly those versions and carries the lock hash.
+    let render = atp_with(
+        &[
+            "image", "render", "--spec", spec_s, "--target", "modal", "--locked", "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(render.status.success(), "{}", stderr(&render));
+    let r: serde_json::Value = serde_json::from_slice(&render.stdout).expect("json");
+    assert_eq!(r["lock"]["status"], "used");
+    assert_eq!(r["env"]["ATP_LOCK_HASH"], written.lock_hash());
+    let layers = r["layers"].to_string();
+    assert!(
+        layers.contains("npm install -g @scope/cli@1.2.3 plain@4.5.6"),
+        "{layers}"
+    );
+    assert!(
+        layers.contains("pipx install latest-app==0.9.9"),
+        "{layers}"
+    );
+    // `--unlocked` renders the spec as written.
+    let unlocked = atp_with(
+        &[
+            "image",
+            "render",
+            "--spec",
+            spec_s,
+            "--target",
+            "dockerfile",
+            "--unlocked",
+        ],
+        &[],
+    )
+    .await;
+    assert!(stdout(&unlocked).contains("pipx install latest-app\n"));
+
+    // Locking again through the environment variables changes nothing.
+    let again = atp_with(
+        &["image", "lock", "--spec", spec_s],
+        &[
+            ("ATP_NPM_REGISTRY", &npm.uri()),
+            ("ATP_PYPI_INDEX", &pypi.uri()),
+        ],
+    )
+    .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).starts_with("unchanged:"),
+        "{}",
+        stdout(&again)
+    );
+    // `--output` writes elsewhere and leaves the lock beside the spec alone.
+    let other = dir.path().join("elsewhere.lock");
+    let out = atp_with(
+        &[
+            "image",
+            "lock",
+            "--spec",
+            spec_s,
+            "--output",
+            other.to_str().expect("utf8"),
+        ],
+        &[
+            ("ATP_NPM_REGISTRY", &npm.uri()),
+            ("ATP_PYPI_INDEX", &pypi.uri()),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&other).expect("written"),
+        std::fs::read_to_string(&lock_path).expect("kept")
+    );
+}
+
+/// Run `atp image lock` on [`tools_spec`] against the given registries; its one error line.
+async fn lock_error(npm: &str, pypi: &str) -> (String, tempfile::TempDir) {
+    let dir = spec_dir(&tools_spec("ubuntu:24.04", ""));
+    let spec = dir.path().join("spec.toml");
+    let out = atp_with(
+        &[
+            "image",
+            "lock",
+            "--spec",
+            spec.to_str().expect("utf8"),
+            "--npm-registry",
+            npm,
+            "--pypi-index",
+            pypi,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!dir.path().join("spec.lock").exists(), "no lock on failure");
+    (err, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_lock_registry_errors_are_one_line_naming_package_and_url() {
+    let (npm, pypi) = fake_registries().await;
+    // 404: a registry that knows nothing.
+    let empty = MockServer::start().await;
+    let (err, _d) = lock_error(&empty.uri(), &pypi.uri()).await;
+    assert!(err.contains("404"), "{err}");
+    assert!(
+        err.contains(&format!("{}/@scope%2Fcli/1.2.3", empty.uri()))
+            || err.contains(&format!("{}/plain/latest", empty.uri())),
+        "{err}"
+    );
+    // 500 from PyPI.
+    let broken = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&broken)
+        .await;
+    let (err, _d) = lock_error(&npm.uri(), &broken.uri()).await;
+    assert!(
+        err.contains("latest-app") && err.contains("HTTP 500"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}/pypi/latest-app/json", broken.uri())),
+        "{err}"
+    );
+    // Unreachable: nothing listens on the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let (err, _d) = lock_error(&npm.uri(), &dead).await;
+    assert!(
+        err.contains("latest-app") && err.contains("cannot reach"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{dead}/pypi/latest-app/json")),
+        "{err}"
+    );
+}
+
+/// Counts TCP connections to a loopback port (accepting and dropping each) until dropped.
+struct ConnectionCounter {
+    addr: String,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ConnectionCounter {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        drop(stream);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        });
+        Self { addr, count, stop }
+    }
+
+    fn connections(&self) -> usize {
+        // Let a connection made just before the process exited be accepted.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for ConnectionCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A copy of the default spec and its lock in a temp dir, the spec edited so the lock is stale.
+fn stale_default_spec() -> (tempfile::TempDir, PathBuf) {
+    let dir = spec_dir("");
+    let text = std::fs::read_to_string(images_dir().join("open-atp.toml")).expect("spec");
+    let spec = dir.path().join("open-atp.toml");
+    std::fs::write(&spec, text.replace("\"uv\"", "\"uv==0.1.0\"")).expect("write");
+    std::fs::copy(
+        images_dir().join("open-atp.lock"),
+        dir.path().join("open-atp.lock"),
+    )
+    .expect("copy lock");
+    (dir, spec)
+}
+
+fn assert_one_stale_line(out: &Output) {
+    assert!(!out.status.success());
+    let err = stderr(out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: image lock ") && err.contains("is stale"),
+        "{err}"
+    );
+    assert!(
+        err.contains("atp image lock --spec"),
+        "names the remedy: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_image_locked_refuses_a_stale_lock_before_contacting_the_engine() {
+    let (_dir, spec) = stale_default_spec();
+    let spec_s = spec.to_str().expect("utf8");
+    let engine = ConnectionCounter::start();
+    let docker_host = format!("tcp://{}", engine.addr);
+    let env = [("DOCKER_HOST", docker_host.as_str())];
+
+    let out = atp_with(&["build-image", "--locked", "--spec", spec_s], &env).await;
+    assert_one_stale_line(&out);
+    assert_eq!(engine.connections(), 0, "the engine was contacted");
+
+    // Modal: refused before any credential or control-plane use.
+    let modal_env = [
+        ("MODAL_SERVER_URL", format!("http://{}", engine.addr)),
+        ("MODAL_TOKEN_ID", "ak-lock-test".to_string()),
+        ("MODAL_TOKEN_SECRET", "as-lock-test".to_string()),
+        ("MODAL_CONFIG_PATH", "/nonexistent/modal.toml".to_string()),
+    ];
+    let modal_env: Vec<(&str, &str)> = modal_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = atp_with(
+        &["build-modal-image", "--locked", "--spec", spec_s],
+        &modal_env,
+    )
+    .await;
+    assert_one_stale_line(&out);
+    assert_eq!(engine.connections(), 0, "Modal was contacted");
+
+    // A missing lock with --locked: one line with the remedy, still nothing contacted.
+    std::fs::remove_file(spec.with_extension("lock")).expect("rm lock");
+    let out = atp_with(&["build-image", "--locked", "--spec", spec_s], &env).await;
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("has no lock") && err.contains("atp image lock"),
+        "{err}"
+    );
+    assert_eq!(engine.connections(), 0);
+
+    // --locked and --unlocked together are a usage error.
+    let out = atp_with(
+        &["build-image", "--locked", "--unlocked", "--spec", spec_s],
+        &env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_locked_a_stale_lock_is_a_warning_and_the_build_goes_on_unlocked() {
+    let (_dir, spec) = stale_default_spec();
+    let engine = ConnectionCounter::start();
+    let docker_host = format!("tcp://{}", engine.addr);
+    let out = atp_with(
+        &[
+            "build-image",
+            "--quiet",
+            "--spec",
+            spec.to_str().expect("utf8"),
+        ],
+        &[("DOCKER_HOST", docker_host.as_str())],
+    )
+    .await;
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("warning: image lock ") && l.contains("unlocked")),
+        "{err}"
+    );
+    // It went on to the engine (which hangs up on it), so the build fails there.
+    assert!(!out.status.success());
+    assert!(engine.connections() >= 1, "{err}");
+}
+
+#[test]
+fn image_pins_of_the_locked_default_spec_lists_the_tools() {
+    let spec = images_dir().join("open-atp.toml");
+    let spec_s = spec.to_str().expect("utf8");
+    let out = atp(&["image", "pins", "--spec", spec_s, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lock = atp_image::ImageLock::load(&images_dir().join("open-atp.lock")).expect("lock");
+    assert_eq!(v["pins"]["lock_hash"], lock.lock_hash());
+    assert_eq!(v["lock"]["status"], "used");
+    let tools = v["pins"]["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), lock.tools().len());
+    assert!(tools
+        .iter()
+        .any(|t| t["name"] == "@anthropic-ai/claude-code"
+            && t["version"] == "2.1.197"
+            && t["kind"] == "npm"));
+    let text = atp(&["image", "pins", "--spec", spec_s]);
+    let text = stdout(&text);
+    assert!(
+        text.contains(&format!("lock-hash       {}", lock.lock_hash())),
+        "{text}"
+    );
+    assert!(
+        text.contains("tool            npm @openai/codex 0.171.0"),
+        "{text}"
+    );
+    let unlocked = atp(&["image", "pins", "--spec", spec_s, "--unlocked"]);
+    assert!(
+        stdout(&unlocked).contains("lock-hash       (none"),
+        "{}",
+        stdout(&unlocked)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_build_installs_the_locked_versions_and_doctor_shows_them() {
+    if !engine_ready() {
+        return;
+    }
+    let (npm, pypi) = fake_registries().await;
+    // Stand-in `npm` and `pipx` that print what they are asked to install: the test image has
+    // neither, and builds run offline.
+    let stand_ins = "[[step]]\nrun = [\"mkdir -p /usr/local/bin\", \
+        \"printf '#!/bin/sh\\\\necho \\\"stand-in npm: $*\\\"\\\\n' > /usr/local/bin/npm\", \
+        \"printf '#!/bin/sh\\\\necho \\\"stand-in pipx: $*\\\"\\\\n' > /usr/local/bin/pipx\", \
+        \"chmod +x /usr/local/bin/npm /usr/local/bin/pipx\"]\n";
+    let dir = spec_dir(&tools_spec(BASE, stand_ins));
+    let spec = dir.path().join("spec.toml");
+    let spec_s = spec.to_str().expect("utf8");
+    let docker_host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let env = [("DOCKER_HOST", docker_host.as_str())];
+    let lock = atp_with(
+        &[
+            "image",
+            "lock",
+            "--spec",
+            spec_s,
+            "--npm-registry",
+            &npm.uri(),
+            "--pypi-index",
+            &pypi.uri(),
+        ],
+        &env,
+    )
+    .await;
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    let written = atp_image::ImageLock::load(&dir.path().join("spec.lock")).expect("lock");
+    // The test image is present but was imported, so it has no registry digest.
+    assert!(
+        written
+            .base()
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("no registry digest")),
+        "{:?}",
+        written.base()
+    );
+
+    let tag = format!("atp-test-build-locked-{:x}:latest", std::process::id());
+    let built = atp_with(
+        &[
+            "build-image",
+            "--locked",
+            "--spec",
+            spec_s,
+            "--tag",
+            &tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--json",
+        ],
+        &env,
+    )
+    .await;
+    let pins = atp_with(
+        &["image", "pins", "--image", &tag, "--spec", spec_s, "--json"],
+        &env,
+    )
+    .await;
+    let doctor_json = atp_with(&["doctor", "--image", &tag, "--json"], &env).await;
+    let doctor_text = atp_with(&["doctor", "--image", &tag], &env).await;
+    let labels = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            &tag,
+            "--format",
+            "{{json .Config.Labels}}",
+        ])
+        .output()
+        .expect("docker inspect");
+    rmi(&tag);
+
+    assert!(built.status.success(), "{}", stderr(&built));
+    let log = stderr(&built);
+    assert!(
+        log.contains("stand-in npm: install -g @scope/cli@1.2.3 plain@4.5.6"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stand-in pipx: install latest-app==0.9.9"),
+        "{log}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&built.stdout).expect("json");
+    assert_eq!(b["lock"]["status"], "used");
+    assert_eq!(b["labels"]["atp.lock-hash"], written.lock_hash());
+
+    let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).expect("labels");
+    assert_eq!(labels["atp.lock-hash"], written.lock_hash());
+    let tools: serde_json::Value =
+        serde_json::from_str(labels["atp.tools"].as_str().expect("atp.tools label")).expect("json");
+    assert_eq!(tools["npm:plain"], "4.5.6");
+    assert_eq!(tools["pipx:latest-app"], "0.9.9");
+
+    assert!(pins.status.success(), "{}", stderr(&pins));
+    let p: serde_json::Value = serde_json::from_slice(&pins.stdout).expect("json");
+    assert_eq!(p["pins"]["source"], "labels");
+    assert_eq!(p["pins"]["lock_hash"], written.lock_hash());
+    assert_eq!(p["pins"]["tools"].as_array().map(Vec::len), Some(3));
+
+    assert!(doctor_json.status.success(), "{}", stderr(&doctor_json));
+    let d: serde_json::Value = serde_json::from_slice(&doctor_json.stdout).expect("json");
+    assert_eq!(d["pins"]["lock_hash"], written.lock_hash());
+    assert!(d["pins"]["tools"].as_array().is_some_and(|t| t
+        .iter()
+        .any(|t| t["name"] == "@scope/cli" && t["version"] == "1.2.3")));
+    let text = stdout(&doctor_text);
+    assert!(text.contains("tool      npm plain 4.5.6"), "{text}");
+    assert!(text.contains("tool      pipx latest-app 0.9.9"), "{text}");
+    assert!(
+        text.contains(&format!("label     atp.lock-hash={}", written.lock_hash())),
+        "{text}"
+    );
+    assert!(!text.contains("atp.tools="), "{text}");
 }

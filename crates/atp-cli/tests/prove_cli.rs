@@ -106,6 +106,23 @@ async fn tactics_proves_the_closable_task_and_the_verifier_agrees() {
     // The pristine task and the candidate are both kept; the task is untouched.
     let task = std::fs::read_to_string(out.join("task/Fixture.lean")).expect("task copy");
     assert!(task.contains("sorry"));
+    // atp's own trace: JSON lines carrying the run id, the phases and the sandbox id.
+    let trace = std::fs::read_to_string(out.join("logs/atp.jsonl")).expect("trace");
+    let events: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        events.iter().all(|e| e["span"]["run_id"] == run.as_str()),
+        "{trace}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["fields"]["phase"] == "verification"));
+    assert!(
+        events.iter().any(|e| e["fields"]["sandbox"].is_string()),
+        "{trace}"
+    );
     assert_eq!(leftovers(&run).await, 0, "the run left containers");
 }
 
@@ -372,4 +389,191 @@ async fn sigterm_mid_generation_cancels_cleans_up_and_writes_the_result() {
         143,
     )
     .await;
+}
+
+/// Tag `tag` as the test image plus one label (a distinct image id per `n`).
+fn derived_image(tag: &str, n: u32) -> bool {
+    use std::io::Write as _;
+    let mut child = match Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => return false,
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "FROM {}\nLABEL atp.rerun-test={n}", test_image());
+    }
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+#[tokio::test]
+async fn rerun_repeats_the_recorded_run_and_refuses_a_changed_image() {
+    let test = "rerun_repeats_the_recorded_run_and_refuses_a_changed_image";
+    if !engine_ready(test) {
+        return;
+    }
+    let tag = format!("atp-rerun-test:{}", uuid_like());
+    if !derived_image(&tag, 1) {
+        skip(test, "needs the docker CLI to derive a test image");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let first = tmp.path().join("first");
+    let o = atp(
+        &[
+            "prove",
+            fixture("tactics_closable").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--tactic",
+            "omega",
+            "--tactic",
+            "simp",
+            "--tactic",
+            "decide",
+            "--image",
+            &tag,
+            "--network",
+            "none",
+            "--prompt",
+            "unused by tactics, recorded anyway",
+            "--output",
+            first.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = tmp.path().join("second");
+    let o = atp(
+        &[
+            "rerun",
+            first.to_str().expect("utf8"),
+            "--output",
+            second.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (a, b) = (result(&first), result(&second));
+    for key in ["prover", "image", "status", "completed_files"] {
+        assert_eq!(
+            a[key], b[key],
+            "{key} differs between the run and its rerun"
+        );
+    }
+    assert_eq!(a["provenance"]["task_hash"], b["provenance"]["task_hash"]);
+    assert_eq!(
+        a["provenance"]["agent_version"],
+        b["provenance"]["agent_version"]
+    );
+    assert!(a["provenance"]["agent_version"]
+        .as_str()
+        .is_some_and(|v| v.contains("stand-in")));
+    let (mut ia, mut ib) = (
+        a["provenance"]["invocation"].clone(),
+        b["provenance"]["invocation"].clone(),
+    );
+    assert_eq!(ia["args"]["prompt"], "unused by tactics, recorded anyway");
+    ia["args"]["inputs"] = serde_json::Value::Null;
+    ib["args"]["inputs"] = serde_json::Value::Null;
+    ib["args"]["no_build"] = ia["args"]["no_build"].clone();
+    assert_eq!(ia, ib, "the rerun used the recorded configuration");
+    assert_ne!(a["run_id"], b["run_id"]);
+
+    // The image under the same name changes: the rerun is refused, naming the difference.
+    assert!(derived_image(&tag, 2));
+    let o = atp(
+        &[
+            "rerun",
+            first.to_str().expect("utf8"),
+            "--output",
+            tmp.path().join("third").to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is not the one the run used: it was"), "{err}");
+    assert!(!tmp.path().join("third").exists());
+}
+
+#[test]
+fn bad_input_names_what_the_user_typed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let o = atp(
+        &[
+            "verify",
+            "/nonexistent",
+            "--output",
+            out.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "error: no such file or directory: /nonexistent"
+    );
+    assert_eq!(result(&out)["error"]["kind"], "not_found");
+    // A broken project file is named at the user's path, not at the copy under OUT/wd.
+    if !engine_ready("bad_input_names_what_the_user_typed") {
+        return;
+    }
+    let task = tmp.path().join("task");
+    atp_lean::walk::copy_project(&fixture("original"), &task).expect("copy");
+    std::fs::write(task.join("lean-toolchain"), "two words\n").expect("w");
+    let out2 = tmp.path().join("out2");
+    let o = atp(
+        &[
+            "verify",
+            task.to_str().expect("utf8"),
+            "--image",
+            &test_image(),
+            "--output",
+            out2.to_str().expect("utf8"),
+        ],
+        &[],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}", task.join("lean-toolchain").display())),
+        "{err}"
+    );
+    assert!(!err.contains("/wd/"), "{err}");
+}
+
+#[test]
+fn a_missing_image_with_no_build_is_one_line_with_the_remedy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = atp(
+        &[
+            "prove",
+            fixture("original").to_str().expect("utf8"),
+            "--prover",
+            "tactics",
+            "--image",
+            "atp-no-such-image:latest",
+            "--no-build",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("atp-no-such-image:latest"), "{err}");
+    assert!(!tmp.path().join("atp-runs").exists());
 }

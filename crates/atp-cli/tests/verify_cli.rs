@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TEST_IMAGE: &str = "atp-test:latest";
+/// The stand-in test image (`ATP_TEST_IMAGE`, default `atp-test:latest`).
+fn test_image() -> String {
+    atp_test_support::test_image()
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +21,7 @@ fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
     let o = Command::new(env!("CARGO_BIN_EXE_atp"))
         .arg("verify")
         .args(args)
-        .args(["--image", TEST_IMAGE, "--timeout", "120", "--output"])
+        .args(["--image", &test_image(), "--timeout", "120", "--output"])
         .arg(out)
         .output()
         .expect("atp runs");
@@ -36,17 +39,24 @@ fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
 
 fn engine_ready(test: &str) -> bool {
     let ok = Command::new(env!("CARGO_BIN_EXE_atp"))
-        .args(["doctor", "--json", "--image", TEST_IMAGE])
+        .args(["doctor", "--json", "--image", &test_image()])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
         if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            panic!("{test}: ATP_REQUIRE_DOCKER=1 but `atp doctor --image {TEST_IMAGE}` fails");
+            panic!(
+                "{test}: ATP_REQUIRE_DOCKER=1 but `atp doctor --image {}` fails",
+                test_image()
+            );
         }
         {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE} (cargo xtask test-image)\n");
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED {test}: needs a Docker engine and {} (cargo xtask test-image)\n",
+                test_image()
+            );
         }
     }
     ok

@@ -63,6 +63,26 @@ pub enum SpecError {
         key: String,
         message: String,
     },
+    /// A lock file cannot be used as it is.
+    #[error("image lock {path}: {message}; regenerate it with `atp image lock`")]
+    BadLock { path: String, message: String },
+    /// The lock was made from another version of the spec.
+    #[error(
+        "image lock {lock} is stale: made from spec hash {locked}…, but {spec} now hashes to \
+         {actual}…; run `atp image lock --spec {spec}` to update it"
+    )]
+    StaleLock {
+        lock: String,
+        spec: String,
+        locked: String,
+        actual: String,
+    },
+    /// `--locked` was asked for but the spec has no lock.
+    #[error(
+        "image spec {spec} has no lock (expected {lock}); run `atp image lock --spec {spec}` to \
+         create it, or drop --locked"
+    )]
+    MissingLock { spec: String, lock: String },
 }
 
 /// Result alias of this crate.

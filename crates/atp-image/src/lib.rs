@@ -7,24 +7,36 @@
 //! - The pins come only from the Lean skeleton (`images/lean/lean-toolchain` and the `mathlib`
 //!   `rev` in `images/lean/lakefile.toml`); images carry them as `atp.*` labels and `ATP_*`
 //!   environment variables, read back with [`ImagePins`].
+//! - The tools the spec installs (`npm`, `pipx`, `elan` steps) are fixed by an [`ImageLock`]
+//!   beside the spec (`images/open-atp.lock`); a spec with its lock attached renders exactly the
+//!   locked versions and labels the image `atp.lock-hash` / `atp.tools`.
 //!
 //! Pure: no engine, no network.
 
 mod error;
+mod lock;
 mod pins;
 mod render;
 mod spec;
+mod tools;
 
 pub use error::{Result, SpecError};
+pub use lock::{
+    lock_path_for, ImageLock, LockMode, LockSource, LockStatus, LockedBase, LockedLean, LockedTool,
+    ToolVersion, LOCK_EXTENSION, LOCK_FORMAT,
+};
 pub use pins::{
     mathlib_rev_of_lakefile, ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN,
-    ENV_MATHLIB_REV, ENV_SPEC_HASH, LABEL_LEAN_TOOLCHAIN, LABEL_MATHLIB_REV, LABEL_SPEC_HASH,
-    LAKEFILE, TOOLCHAIN_FILE,
+    ENV_LOCK_HASH, ENV_MATHLIB_REV, ENV_SPEC_HASH, ENV_TOOLS, LABEL_LEAN_TOOLCHAIN,
+    LABEL_LOCK_HASH, LABEL_MATHLIB_REV, LABEL_SPEC_HASH, LABEL_TOOLS, LAKEFILE, PIN_ENV_LABELS,
+    TOOLCHAIN_FILE,
 };
 pub use render::ModalLayer;
 pub use spec::{
-    Commands, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE, DEFAULT_TAG,
+    Commands, CopyDir, ImageSpec, PinAssertions, Step, DEFAULT_SKELETON_DIR, DEFAULT_SPEC_FILE,
+    DEFAULT_TAG,
 };
+pub use tools::{elan_release_url, Requirement, ToolKind, Wanted};
 
 /// The default spec's path relative to the workspace root: `images/open-atp.toml`.
 pub fn default_spec_path() -> std::path::PathBuf {

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SpecError};
+use crate::lock::{parse_tools_label, ToolVersion};
 
 /// Label holding the Lean toolchain the image's `/workspace` is pinned to.
 pub const LABEL_LEAN_TOOLCHAIN: &str = "atp.lean-toolchain";
@@ -23,6 +24,23 @@ pub const ENV_LEAN_TOOLCHAIN: &str = "ATP_LEAN_TOOLCHAIN";
 pub const ENV_MATHLIB_REV: &str = "ATP_MATHLIB_REV";
 /// Environment variable mirroring [`LABEL_SPEC_HASH`].
 pub const ENV_SPEC_HASH: &str = "ATP_SPEC_HASH";
+/// Label holding the `lock_hash` of the image lock the image was built with (locked builds).
+pub const LABEL_LOCK_HASH: &str = "atp.lock-hash";
+/// Label listing the locked tool versions, compact JSON `{"kind:name":"version",...}`.
+pub const LABEL_TOOLS: &str = "atp.tools";
+/// Environment variable mirroring [`LABEL_LOCK_HASH`].
+pub const ENV_LOCK_HASH: &str = "ATP_LOCK_HASH";
+/// Environment variable mirroring [`LABEL_TOOLS`].
+pub const ENV_TOOLS: &str = "ATP_TOOLS";
+/// Every `ATP_*` environment variable an image carries and the `atp.*` label it mirrors: the
+/// one list both renderings and [`ImagePins`] use (Modal images have env, not labels).
+pub const PIN_ENV_LABELS: [(&str, &str); 5] = [
+    (ENV_LEAN_TOOLCHAIN, LABEL_LEAN_TOOLCHAIN),
+    (ENV_MATHLIB_REV, LABEL_MATHLIB_REV),
+    (ENV_SPEC_HASH, LABEL_SPEC_HASH),
+    (ENV_LOCK_HASH, LABEL_LOCK_HASH),
+    (ENV_TOOLS, LABEL_TOOLS),
+];
 
 /// Skeleton file holding the toolchain pin.
 pub const TOOLCHAIN_FILE: &str = "lean-toolchain";
@@ -178,7 +196,11 @@ impl Skeleton {
                     .filter_map(|r| r.as_table_mut())
                     .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
             })
-            .ok_or_else(|| bad(format!("`{LAKEFILE}` has no `[[require]]` named \"mathlib\"")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{LAKEFILE}` has no `[[require]]` named \"mathlib\""
+                ))
+            })?;
         require.insert("rev".into(), toml::Value::String(rev.to_string()));
         let lakefile_text = toml::to_string(&lakefile)
             .map_err(|e| bad(format!("cannot write `{LAKEFILE}`: {e}")))?;
@@ -191,7 +213,10 @@ impl Skeleton {
         files.insert(TOOLCHAIN_FILE.into(), format!("{toolchain}\n").into_bytes());
         files.insert(LAKEFILE.into(), lakefile_text.into_bytes());
         Self::from_files(
-            format!("{} (pins overridden: {toolchain}, Mathlib {rev})", self.origin),
+            format!(
+                "{} (pins overridden: {toolchain}, Mathlib {rev})",
+                self.origin
+            ),
             files,
         )
     }
@@ -241,35 +266,36 @@ pub struct ImagePins {
     pub mathlib_rev: String,
     /// The spec hash, when known.
     pub spec_hash: Option<String>,
+    /// The image lock's hash, for an image built from a locked spec.
+    #[serde(default)]
+    pub lock_hash: Option<String>,
+    /// The locked tool versions the image holds (empty for an unlocked image), sorted.
+    #[serde(default)]
+    pub tools: Vec<ToolVersion>,
     pub source: PinSource,
 }
 
 impl ImagePins {
     /// Pins from an image's labels; `None` unless both the toolchain and the Mathlib labels are
-    /// present and non-empty.
+    /// present and non-empty. An `atp.tools` label that does not parse yields no tools.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
-        Self::from_map(
-            labels,
-            LABEL_LEAN_TOOLCHAIN,
-            LABEL_MATHLIB_REV,
-            LABEL_SPEC_HASH,
-        )
+        Self::from_map(labels, |(_, label)| label)
     }
 
     /// Pins from a sandbox's environment (`ATP_LEAN_TOOLCHAIN`, ...), as Modal images carry them.
     pub fn from_env(env: &BTreeMap<String, String>) -> Option<Self> {
-        Self::from_map(env, ENV_LEAN_TOOLCHAIN, ENV_MATHLIB_REV, ENV_SPEC_HASH)
+        Self::from_map(env, |(var, _)| var)
     }
 
-    /// The pins a spec would give an image, flagged [`PinSource::SpecDefaults`].
+    /// The pins a spec would give an image (with its attached lock's hash and tools), flagged
+    /// [`PinSource::SpecDefaults`].
     pub fn spec_defaults(spec: &crate::ImageSpec) -> Result<Self> {
-        let pins = spec.pins()?;
-        Ok(Self {
-            lean_toolchain: pins.lean_toolchain,
-            mathlib_rev: pins.mathlib_rev,
-            spec_hash: Some(spec.spec_hash()?),
-            source: PinSource::SpecDefaults,
-        })
+        let mut pins = Self::from_env(&spec.pin_env()?).ok_or_else(|| SpecError::BadPin {
+            dir: spec.skeleton.origin.clone(),
+            message: "the skeleton yields no pins".into(),
+        })?;
+        pins.source = PinSource::SpecDefaults;
+        Ok(pins)
     }
 
     /// The pins of atp's built-in skeleton, flagged [`PinSource::SpecDefaults`] (assumed for an
@@ -280,6 +306,8 @@ impl ImagePins {
             lean_toolchain: pins.lean_toolchain,
             mathlib_rev: pins.mathlib_rev,
             spec_hash: None,
+            lock_hash: None,
+            tools: Vec::new(),
             source: PinSource::SpecDefaults,
         }
     }
@@ -303,12 +331,12 @@ impl ImagePins {
         }
     }
 
+    /// Read the pins from `map`, whose keys are picked from [`PIN_ENV_LABELS`] by `key`.
     fn from_map(
         map: &BTreeMap<String, String>,
-        toolchain: &str,
-        rev: &str,
-        hash: &str,
+        key: fn((&'static str, &'static str)) -> &'static str,
     ) -> Option<Self> {
+        let [toolchain, rev, hash, lock_hash, tools] = PIN_ENV_LABELS.map(key);
         let get = |k: &str| {
             map.get(k)
                 .map(|v| v.trim().to_string())
@@ -318,6 +346,10 @@ impl ImagePins {
             lean_toolchain: get(toolchain)?,
             mathlib_rev: get(rev)?,
             spec_hash: get(hash),
+            lock_hash: get(lock_hash),
+            tools: get(tools)
+                .and_then(|t| parse_tools_label(&t))
+                .unwrap_or_default(),
             source: PinSource::Labels,
         })
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SpecError};
+use crate::lock::{tools_label, ImageLock};
 use crate::pins::{LeanPins, Skeleton};
 
 /// File name of the default spec inside `images/`.
@@ -33,6 +34,120 @@ pub enum Step {
     CopySkeleton(String),
     /// Accepted only as `root` (or `0`): atp images run everything as root.
     User(String),
+    /// Install global npm packages: `name`, `name@1.2.3` or `name@dist-tag` each (rendered as
+    /// one `npm install -g` at the locked versions, then `npm cache clean --force`).
+    Npm(Vec<String>),
+    /// Install Python applications with pipx: `name` or `name==1.2.3` each (one
+    /// `pipx install name==VERSION` per entry, at the locked versions).
+    Pipx(Vec<String>),
+    /// Install elan (no default toolchain) from its GitHub release `X.Y.Z`.
+    Elan(String),
+    /// Place a directory of the spec (its regular, non-hidden files, recursively) at an
+    /// absolute path — e.g. the Lean source of atp's checker, built by a later `run` step.
+    Copy(CopyDir),
+}
+
+/// The directories the built-in spec copies, compiled in (`images/checker/`: atp's checker).
+const BUILTIN_COPY_DIRS: &[(&str, &[(&str, &str)])] = &[(
+    "checker",
+    &[
+        (
+            "AtpCheck.lean",
+            include_str!("../../../images/checker/AtpCheck.lean"),
+        ),
+        (
+            "lakefile.toml",
+            include_str!("../../../images/checker/lakefile.toml"),
+        ),
+    ],
+)];
+
+/// A directory copied into the image by a [`Step::Copy`].
+///
+/// Its identity (for [`ImageSpec::spec_hash`]) is `from`, `to` and each file's sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDir {
+    /// The directory, relative to the spec file (`checker`).
+    pub from: String,
+    /// Absolute destination directory in the image.
+    pub to: String,
+    /// `relative path → contents`, sorted.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Serialize for CopyDir {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            from: &'a str,
+            to: &'a str,
+            files: BTreeMap<&'a str, String>,
+        }
+        Canonical {
+            from: &self.from,
+            to: &self.to,
+            files: self
+                .files
+                .iter()
+                .map(|(k, v)| (k.as_str(), hex::encode(Sha256::digest(v))))
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl CopyDir {
+    /// Read `dir/from`: every regular file not under a hidden entry (`.lake` build output and
+    /// the like are never copied), at any depth. Links are refused.
+    pub fn read(dir: &Path, from: &str, to: &str) -> Result<Self> {
+        let root = dir.join(from);
+        let mut files = BTreeMap::new();
+        fn walk(
+            base: &Path,
+            rel: &str,
+            files: &mut BTreeMap<String, Vec<u8>>,
+        ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+            let here = base.join(rel);
+            let mut entries: Vec<_> = std::fs::read_dir(&here)
+                .map_err(|e| (here.clone(), e))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| (here.clone(), e))?;
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ty = e.file_type().map_err(|err| (e.path(), err))?;
+                if ty.is_dir() {
+                    walk(base, &child, files)?;
+                } else if ty.is_file() {
+                    let bytes = std::fs::read(e.path()).map_err(|err| (e.path(), err))?;
+                    files.insert(child, bytes);
+                } else {
+                    return Err((
+                        e.path(),
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "a link or special file cannot be copied into an image; replace it by a regular file",
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        walk(&root, "", &mut files).map_err(|(path, error)| SpecError::Read { path, error })?;
+        Ok(CopyDir {
+            from: from.to_string(),
+            to: to.to_string(),
+            files,
+        })
+    }
 }
 
 impl Step {
@@ -44,6 +159,10 @@ impl Step {
             Step::Workdir(_) => "workdir",
             Step::CopySkeleton(_) => "copy_skeleton",
             Step::User(_) => "user",
+            Step::Npm(_) => "npm",
+            Step::Pipx(_) => "pipx",
+            Step::Elan(_) => "elan",
+            Step::Copy(_) => "copy",
         }
     }
 }
@@ -124,16 +243,57 @@ struct RawStep {
     workdir: Option<String>,
     copy_skeleton: Option<String>,
     user: Option<String>,
+    npm: Option<Vec<String>>,
+    pipx: Option<Vec<String>>,
+    elan: Option<String>,
+    copy: Option<RawCopy>,
+}
+
+/// `copy = { from = "dir", to = "/abs" }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCopy {
+    from: String,
+    to: String,
 }
 
 impl RawStep {
-    fn into_step(self, origin: &str, index: usize) -> Result<Step> {
+    fn into_step(
+        self,
+        origin: &str,
+        index: usize,
+        read_copy: &dyn Fn(&str, &str) -> Result<CopyDir>,
+    ) -> Result<Step> {
+        let copy = match self.copy {
+            Some(c) => {
+                if c.from.is_empty()
+                    || c.from.starts_with('/')
+                    || c.from.split('/').any(|p| p == ".." || p.is_empty())
+                {
+                    return Err(SpecError::BadStep {
+                        origin: origin.to_string(),
+                        step: index,
+                        kind: "copy",
+                        message: format!(
+                            "from = {:?} must be a directory relative to the spec, without `..`",
+                            c.from
+                        ),
+                    });
+                }
+                Some(Step::Copy(read_copy(&c.from, &c.to)?))
+            }
+            None => None,
+        };
         let mut steps: Vec<Step> = [
             self.env.map(Step::Env),
             self.run.map(Step::Run),
             self.workdir.map(Step::Workdir),
             self.copy_skeleton.map(Step::CopySkeleton),
             self.user.map(Step::User),
+            self.npm.map(Step::Npm),
+            self.pipx.map(Step::Pipx),
+            self.elan.map(Step::Elan),
+            copy,
         ]
         .into_iter()
         .flatten()
@@ -150,7 +310,7 @@ impl RawStep {
             kind: "step",
             message: format!(
                 "holds {} instructions ({}); write exactly one of env, run, workdir, \
-                 copy_skeleton, user per [[step]]",
+                 copy_skeleton, copy, user, npm, pipx, elan per [[step]]",
                 kinds.len(),
                 if kinds.is_empty() {
                     "none".to_string()
@@ -170,11 +330,13 @@ pub struct PinAssertions {
     pub mathlib_rev: Option<String>,
 }
 
-/// A sandbox image: base, ordered steps, labels, and the Lean skeleton that fixes its pins.
+/// A sandbox image: base, ordered steps, labels, the Lean skeleton that fixes its pins, and
+/// optionally the lock that fixes its tool versions.
 ///
 /// Invariant (checked by [`ImageSpec::validate`], which every renderer calls): the base is set,
-/// every step leaves a usable root shell, the skeleton is copied at least once, and no value in
-/// the spec contradicts the skeleton's pins.
+/// every step leaves a usable root shell, the skeleton is copied at least once, no value in
+/// the spec contradicts the skeleton's pins, every `npm`/`pipx`/`elan` entry can be locked, and
+/// an attached lock was made from the spec as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     /// Where the spec came from, for messages (a path, or a name for in-code specs).
@@ -189,6 +351,8 @@ pub struct ImageSpec {
     pub skeleton: Skeleton,
     /// Pins restated by the spec, if any.
     pub pin_assertions: PinAssertions,
+    /// The attached lock ([`ImageSpec::with_lock`]); not part of the spec hash.
+    pub(crate) lock: Option<ImageLock>,
 }
 
 impl ImageSpec {
@@ -202,6 +366,7 @@ impl ImageSpec {
             labels: BTreeMap::new(),
             skeleton,
             pin_assertions: PinAssertions::default(),
+            lock: None,
         }
     }
 
@@ -243,15 +408,19 @@ impl ImageSpec {
                 ),
             });
         }
+        let spec_dir = dir.to_path_buf();
         Self::from_file(
             file,
             path.display().to_string(),
             Skeleton::from_dir(&skeleton_dir)?,
+            &|from: &str, to: &str| CopyDir::read(&spec_dir, from, to),
         )
     }
 
     /// atp's default spec (`images/open-atp.toml` with `images/lean/`), compiled in — what
-    /// `atp prove` builds when the image is missing and no checkout is at hand.
+    /// `atp prove` builds when the image is missing and no checkout is at hand. The committed
+    /// lock (`images/open-atp.lock`) is compiled in too and attached while it is fresh (the
+    /// lock's own policy: a stale lock is not used), so the built-in image is the locked one.
     pub fn builtin() -> Result<Self> {
         let text = include_str!("../../../images/open-atp.toml");
         let origin = "atp's built-in spec (images/open-atp.toml)";
@@ -259,15 +428,54 @@ impl ImageSpec {
             path: PathBuf::from(origin),
             message: describe_toml_error(text, &e),
         })?;
-        Self::from_file(file, origin.to_string(), Skeleton::builtin())
+        let spec = Self::from_file(
+            file,
+            origin.to_string(),
+            Skeleton::builtin(),
+            &|from, to| {
+                let files = BUILTIN_COPY_DIRS
+                    .iter()
+                    .find(|(dir, _)| *dir == from)
+                    .map(|(_, files)| files)
+                    .ok_or_else(|| SpecError::Read {
+                        path: PathBuf::from(from),
+                        error: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the built-in spec copies a directory atp does not carry",
+                        ),
+                    })?;
+                Ok(CopyDir {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    files: files
+                        .iter()
+                        .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
+                        .collect(),
+                })
+            },
+        )?;
+        let lock = ImageLock::parse(
+            include_str!("../../../images/open-atp.lock"),
+            "atp's built-in lock (images/open-atp.lock)",
+        )?;
+        match spec.clone().with_lock(lock) {
+            Ok(locked) => Ok(locked),
+            Err(SpecError::StaleLock { .. }) => Ok(spec),
+            Err(e) => Err(e),
+        }
     }
 
-    fn from_file(file: SpecFile, origin: String, skeleton: Skeleton) -> Result<Self> {
+    fn from_file(
+        file: SpecFile,
+        origin: String,
+        skeleton: Skeleton,
+        read_copy: &dyn Fn(&str, &str) -> Result<CopyDir>,
+    ) -> Result<Self> {
         let steps = file
             .steps
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| raw.into_step(&origin, i + 1))
+            .map(|(i, raw)| raw.into_step(&origin, i + 1, read_copy))
             .collect::<Result<Vec<_>>>()?;
         let spec = Self {
             origin,
@@ -277,6 +485,7 @@ impl ImageSpec {
             labels: file.labels,
             skeleton,
             pin_assertions: file.pins.unwrap_or_default(),
+            lock: None,
         };
         spec.validate()?;
         Ok(spec)
@@ -284,7 +493,8 @@ impl ImageSpec {
 
     /// The same spec with its skeleton pinned to `lean_toolchain` / `mathlib_rev` for one build
     /// ([`Skeleton::with_pins`]); a `[pins]` restatement is replaced by the new pins. The image's
-    /// labels then carry the overridden pins (and a different spec hash), as always.
+    /// labels then carry the overridden pins (and a different spec hash), as always. Any lock is
+    /// dropped: it was made for the original pins.
     pub fn with_pins(&self, lean_toolchain: &str, mathlib_rev: &str) -> Result<Self> {
         let skeleton = self.skeleton.with_pins(lean_toolchain, mathlib_rev)?;
         let pins = skeleton.pins()?;
@@ -302,6 +512,9 @@ impl ImageSpec {
                     .as_ref()
                     .map(|_| pins.mathlib_rev.clone()),
             },
+            // The lock fixes the skeleton's own pins (its spec hash covers them): a build with
+            // overridden pins is unlocked.
+            lock: None,
             ..self.clone()
         };
         spec.validate()?;
@@ -344,24 +557,32 @@ impl ImageSpec {
     }
 
     /// The labels the image carries: user labels plus `atp.lean-toolchain`, `atp.mathlib-rev`,
-    /// `atp.spec-hash`.
+    /// `atp.spec-hash`, and with a lock attached `atp.lock-hash` and `atp.tools`.
     pub fn image_labels(&self) -> Result<BTreeMap<String, String>> {
-        let pins = self.pins()?;
         let mut labels = self.labels.clone();
-        labels.insert(crate::LABEL_LEAN_TOOLCHAIN.into(), pins.lean_toolchain);
-        labels.insert(crate::LABEL_MATHLIB_REV.into(), pins.mathlib_rev);
-        labels.insert(crate::LABEL_SPEC_HASH.into(), self.spec_hash()?);
+        let mut env = self.pin_env()?;
+        for (var, label) in crate::PIN_ENV_LABELS {
+            if let Some(value) = env.remove(var) {
+                labels.insert(label.to_string(), value);
+            }
+        }
         Ok(labels)
     }
 
-    /// The environment variables recording the pins inside the image (`ATP_LEAN_TOOLCHAIN`, ...).
+    /// The environment variables recording the pins inside the image (`ATP_LEAN_TOOLCHAIN`,
+    /// `ATP_MATHLIB_REV`, `ATP_SPEC_HASH`; with a lock `ATP_LOCK_HASH` and `ATP_TOOLS`).
     pub fn pin_env(&self) -> Result<BTreeMap<String, String>> {
         let pins = self.pins()?;
-        Ok(BTreeMap::from([
+        let mut env = BTreeMap::from([
             (crate::ENV_LEAN_TOOLCHAIN.into(), pins.lean_toolchain),
             (crate::ENV_MATHLIB_REV.into(), pins.mathlib_rev),
             (crate::ENV_SPEC_HASH.into(), self.spec_hash()?),
-        ]))
+        ]);
+        if let Some(lock) = &self.lock {
+            env.insert(crate::ENV_LOCK_HASH.into(), lock.lock_hash().to_string());
+            env.insert(crate::ENV_TOOLS.into(), tools_label(lock.tools()));
+        }
+        Ok(env)
     }
 
     /// Check the invariant; see the type's docs.
@@ -433,11 +654,32 @@ impl ImageSpec {
                         )));
                     }
                 }
+                Step::Npm(entries) | Step::Pipx(entries) => {
+                    if entries.is_empty() {
+                        return Err(bad("installs nothing; remove the step".into()));
+                    }
+                }
+                // Checked with every other entry by `requirements` below.
+                Step::Elan(_) => {}
+                Step::Copy(copy) => {
+                    check_abs_path(&copy.to).map_err(&bad)?;
+                    if copy.files.is_empty() {
+                        return Err(bad(format!(
+                            "`{}` holds no file to copy; remove the step",
+                            copy.from
+                        )));
+                    }
+                }
             }
             self.check_step_pins(i + 1, step, &pins)?;
         }
         if !copied {
             return Err(SpecError::NoSkeletonCopy { origin: origin() });
+        }
+        self.requirements()?;
+        if let Some(lock) = &self.lock {
+            let lock_path = crate::lock_path_for(Path::new(&self.origin));
+            lock.check_against(self, &lock_path.display().to_string())?;
         }
         Ok(())
     }

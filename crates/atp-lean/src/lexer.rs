@@ -1,27 +1,62 @@
-//! A Lean 4 token scanner, good enough to find identifiers, keywords and brackets.
+//! A Lean 4 token scanner that follows Lean's own lexical rules (leanprover/lean4, v4.28).
 //!
-//! Invariants: comments (`--` to end of line, nested `/- … -/`, doc comments) never produce
-//! tokens; string literals (`"…"` with escapes, interpolated `s!"…"`, raw `r#"…"#`) and char
-//! literals (`'a'`, `'\n'`) are single [`TokenKind::Str`] / [`TokenKind::Char`] tokens, so
-//! nothing inside them is mistaken for code; an identifier is a maximal dotted name (`Nat.succ`,
-//! `foo'`, `simp?`, `«weird name»`), so `sorryAx` and `my_sorry` are not `sorry`.
+//! Sources of each rule (Lean's parser has no separate lexer; these are the functions its
+//! `tokenFn` is made of):
+//! - whitespace and comments: `Lean.Parser.whitespace` and `finishCommentBlock`
+//!   (`src/Lean/Parser/Basic.lean`). Whitespace is exactly `' '`, `'\t'`, `'\r'`, `'\n'`
+//!   (`Char.isWhitespace`); `--` runs to the end of the line; `/-` opens a nested block comment
+//!   whose *third* character is consumed unexamined, so `/-/- x -/` is one comment, not two;
+//!   `/--` and `/-!` are not comments but tokens (doc comments, `Command.docComment` and
+//!   `Command.moduleDoc`) whose body is `finishCommentBlock 1` from right after the third
+//!   character — so the degenerate `/--/` does *not* close itself.
+//! - token dispatch: `tokenFnAux` — `"` starts a string, `'` starts a char literal unless the next
+//!   character is also `'`, a digit starts a number, `` ` `` followed by an identifier start is a
+//!   name literal, `r` followed by `#`*`"` is a raw string, anything else is an identifier or a
+//!   symbol (`identFnAux`).
+//! - identifiers: `identFnAux`, `isIdCont` (Basic.lean) and `isIdFirst`, `isIdRest`,
+//!   `isLetterLike`, `isSubScriptAlnum`, `isIdBeginEscape` (`src/Init/Meta/Defs.lean`).
+//!   `Char.isAlpha`/`isAlphanum` are ASCII-only in Lean, so a Unicode letter outside
+//!   `isLetterLike` (Cyrillic, `ᶜ`, …) is *not* an identifier character. `«…»` escapes a part;
+//!   an escaped part is never a keyword (`«instance»` is the name `instance`).
+//! - strings: `strLitFnAux`, `quotedCharCoreFn` (escapes `\\ \" \' \r \n \t \xHH \uHHHH` and
+//!   the `\`-newline gap), raw strings `rawStrLitFnAux`; interpolated strings
+//!   `interpolatedStrFn` (`src/Lean/Parser/Extra.lean`): a `{` opens a term that ends at the
+//!   matching `}`, and the term may itself hold strings, chars and comments.
+//! - char literals: `charLitFnAux` (one character or one escape, then `'`).
+//! - numbers: `numberFnAux`, `decimalNumberFn`, `takeDigitsFn` (`_` separators, `0b`/`0o`/`0x`,
+//!   scientific `1.5e-3`); a number never swallows the letters after it (`2axiom` is `2`,
+//!   `axiom`).
+//!
+//! Whether a string literal is interpolated depends on the syntax around it (`s!"…"`,
+//! `m!"…"`, `throwError "…"`), which a scanner cannot know in general. Both readings are tried;
+//! when they end at different places and the context is not a known interpolating keyword, the
+//! scanner reports an [`Diagnostic`] instead of guessing (fail closed).
+//!
+//! Invariants: comments never produce tokens; a string (outside interpolation holes), char or
+//! name literal is one token, so nothing inside it is mistaken for code; identifiers are maximal
+//! dotted names; every diagnostic marks a place where atp's reading may differ from Lean's.
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
-    /// A (possibly dotted) identifier or keyword.
+    /// A (possibly dotted, possibly `«escaped»`) identifier or keyword.
     Ident,
-    /// A `#command` such as `#exit`, `#eval`.
+    /// A `#command` such as `#exit`, `#eval` (`#` followed by identifier characters).
     Hash,
     /// A numeric literal.
     Num,
-    /// A string literal (any flavour).
+    /// A string literal, or one literal piece of an interpolated string.
     Str,
     /// A character literal.
     Char,
     /// A name literal `` `foo `` / ``` ``foo ```.
     NameLit,
-    /// Punctuation; `:=`, `=>` and `@[` are one token, every other symbol is one character.
+    /// A doc comment `/-- … -/` (part of the next declaration's syntax, not whitespace).
+    DocComment,
+    /// A module doc `/-! … -/` (a command of its own).
+    ModuleDoc,
+    /// Punctuation; `:=`, `=>`, `@[`, `->`, `<-`, `<;>`, `..`, `::` are one token, every other
+    /// symbol is one character.
     Sym,
 }
 
@@ -29,6 +64,7 @@ pub enum TokenKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub kind: TokenKind,
+    /// The token's source text.
     pub text: String,
     /// 1-based line.
     pub line: usize,
@@ -43,7 +79,7 @@ pub struct Token {
 }
 
 impl Token {
-    /// Whether the token is the identifier/keyword `s`.
+    /// Whether the token is the keyword `s` (raw text: an escaped `«s»` is a name, not `s`).
     pub fn is(&self, s: &str) -> bool {
         matches!(self.kind, TokenKind::Ident | TokenKind::Hash) && self.text == s
     }
@@ -53,54 +89,214 @@ impl Token {
         self.kind == TokenKind::Sym && self.text == s
     }
 
-    /// The last dot-separated component of an identifier.
-    pub fn last_component(&self) -> &str {
-        self.text.rsplit('.').next().unwrap_or(&self.text)
+    /// Whether the identifier has an `«escaped»` part.
+    pub fn is_escaped(&self) -> bool {
+        self.kind == TokenKind::Ident && self.text.contains('«')
+    }
+
+    /// The parts of an identifier or name literal as Lean reads them (`«a.b».c` → `["a.b",
+    /// "c"]`); any other token is one part, its text.
+    pub fn components(&self) -> Vec<String> {
+        match self.kind {
+            TokenKind::Ident => split_name(&self.text),
+            TokenKind::NameLit => split_name(self.text.trim_start_matches('`')),
+            _ => vec![self.text.clone()],
+        }
+    }
+
+    /// The canonical spelling of the name: parts joined with `.`, a part kept in `«»` only
+    /// when it is not a plain identifier part (`«sorryAx»` → `sorryAx`, `«a b».c` stays).
+    pub fn name(&self) -> String {
+        canonical_name(&self.components())
+    }
+
+    /// The last part of the name, unescaped.
+    pub fn last_component(&self) -> String {
+        self.components().pop().unwrap_or_default()
+    }
+
+    /// The comparison form: identifiers canonical, Lean's ASCII/Unicode alternatives of the
+    /// same token unified (`=>`/`↦`, `->`/`→`, `fun`/`λ`, `<-`/`←`, `forall`/`∀`).
+    pub fn normal(&self) -> String {
+        match self.kind {
+            TokenKind::Ident if self.is_escaped() => self.name(),
+            TokenKind::Ident => match self.text.as_str() {
+                "fun" => "λ".to_string(),
+                "forall" => "∀".to_string(),
+                _ => self.text.clone(),
+            },
+            TokenKind::Sym => match self.text.as_str() {
+                "↦" => "=>".to_string(),
+                "->" => "→".to_string(),
+                "<-" => "←".to_string(),
+                _ => self.text.clone(),
+            },
+            _ => self.text.clone(),
+        }
     }
 }
 
-fn is_letter_like(c: char) -> bool {
-    // Lean: Greek (except λ Π Σ), Coptic, letter-like symbols, and other unicode letters.
-    (c.is_alphabetic() && c != 'λ' && c != 'Π' && c != 'Σ')
-        || ('\u{1d49c}'..='\u{1d59f}').contains(&c)
-        || ('\u{2100}'..='\u{214f}').contains(&c)
+/// Something atp's scanner is unsure of, where Lean may read the file differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based line.
+    pub line: usize,
+    /// 0-based column (characters).
+    pub col: usize,
+    /// One line: what is unsure and how to rewrite it.
+    pub message: String,
 }
 
-fn is_sub_script(c: char) -> bool {
-    ('\u{2080}'..='\u{209c}').contains(&c)
-        || ('\u{1d62}'..='\u{1d6a}').contains(&c)
-        || c == '\u{2c7c}'
+/// Tokens and diagnostics of one file.
+#[derive(Debug, Clone, Default)]
+pub struct Lexed {
+    pub tokens: Vec<Token>,
+    pub diagnostics: Vec<Diagnostic>,
 }
 
-fn is_id_first(c: char) -> bool {
-    c == '_' || is_letter_like(c)
+/// Keywords after which a string literal is interpolated (`interpolatedStr(term)` in their
+/// syntax): `s!`, `m!`, `f!` and Lean core's `throwError`, `throwErrorAt`, `println!`.
+pub const INTERPOLATING_KEYWORDS: &[&str] =
+    &["s!", "m!", "f!", "throwError", "throwErrorAt", "println!"];
+
+/// Multi-character symbols kept as one token.
+const MULTI_SYMBOLS: &[&str] = &[":=", "=>", "@[", "->", "<-", "<;>", "..", "::"];
+
+/// `Lean.isLetterLike` (`src/Init/Meta/Defs.lean`).
+pub fn is_letter_like(c: char) -> bool {
+    let v = c as u32;
+    ((0x3b1..=0x3c9).contains(&v) && v != 0x3bb)
+        || ((0x391..=0x3a9).contains(&v) && v != 0x3a0 && v != 0x3a3)
+        || (0x3ca..=0x3fb).contains(&v)
+        || (0x1f00..=0x1ffe).contains(&v)
+        || (0x2100..=0x214f).contains(&v)
+        || (0x1d49c..=0x1d59f).contains(&v)
+        || ((0xc0..=0xff).contains(&v) && v != 0xd7 && v != 0xf7)
+        || (0x100..=0x17f).contains(&v)
 }
 
-fn is_id_rest(c: char) -> bool {
-    c.is_alphanumeric()
+/// `Lean.isSubScriptAlnum`.
+pub fn is_sub_script_alnum(c: char) -> bool {
+    let v = c as u32;
+    (0x2080..=0x2089).contains(&v)
+        || (0x2090..=0x209c).contains(&v)
+        || (0x1d62..=0x1d6a).contains(&v)
+        || v == 0x2c7c
+}
+
+/// `Lean.isIdFirst` (`Char.isAlpha` is ASCII in Lean).
+pub fn is_id_first(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || is_letter_like(c)
+}
+
+/// `Lean.isIdRest`.
+pub fn is_id_rest(c: char) -> bool {
+    c.is_ascii_alphanumeric()
         || c == '_'
         || c == '\''
         || c == '!'
         || c == '?'
         || is_letter_like(c)
-        || is_sub_script(c)
+        || is_sub_script_alnum(c)
 }
 
-struct Cursor<'a> {
+/// `Char.isWhitespace`: exactly space, tab, CR and LF.
+fn is_lean_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Whether `s` is one plain identifier part (needs no `«»`).
+fn is_plain_part(s: &str) -> bool {
+    let mut cs = s.chars();
+    cs.next().is_some_and(is_id_first) && cs.all(is_id_rest)
+}
+
+/// Split identifier text into its parts, removing `«»` escapes.
+fn split_name(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut in_escape = false;
+    for c in text.chars() {
+        match c {
+            '«' if !in_escape => in_escape = true,
+            '»' if in_escape => in_escape = false,
+            '.' if !in_escape => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
+/// Join name parts, escaping only those that need it.
+pub fn canonical_name(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            if is_plain_part(p) {
+                p.clone()
+            } else {
+                format!("«{p}»")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The canonical form of a dotted name written in source (`«a».b` → `a.b`).
+pub fn canonical(text: &str) -> String {
+    canonical_name(&split_name(text))
+}
+
+struct Lexer<'a> {
     src: &'a str,
-    chars: Vec<(usize, char)>,
+    chars: std::rc::Rc<Vec<(usize, char)>>,
     i: usize,
     line: usize,
     col: usize,
+    tokens: Vec<Token>,
+    diagnostics: Vec<Diagnostic>,
+    /// Line of the last token pushed (0: none yet), for [`Token::line_start`].
+    last_line: usize,
+    /// Whether the last token pushed is an interpolating keyword.
+    after_interpolating: bool,
 }
 
-impl Cursor<'_> {
+impl<'a> Lexer<'a> {
+    /// A lexer at the same position with no tokens of its own (for trying a reading).
+    fn fork(&self) -> Self {
+        Lexer {
+            src: self.src,
+            chars: self.chars.clone(),
+            i: self.i,
+            line: self.line,
+            col: self.col,
+            tokens: Vec::new(),
+            diagnostics: Vec::new(),
+            last_line: self.last_line,
+            after_interpolating: self.after_interpolating,
+        }
+    }
+
+    /// Adopt a fork's position, tokens and diagnostics.
+    fn join(&mut self, other: Lexer<'a>) {
+        self.i = other.i;
+        self.line = other.line;
+        self.col = other.col;
+        self.last_line = other.last_line;
+        self.after_interpolating = other.after_interpolating;
+        self.tokens.extend(other.tokens);
+        self.diagnostics.extend(other.diagnostics);
+    }
+
     fn peek(&self, k: usize) -> Option<char> {
         self.chars.get(self.i + k).map(|&(_, c)| c)
     }
+
     fn pos(&self) -> usize {
         self.chars.get(self.i).map_or(self.src.len(), |&(b, _)| b)
     }
+
     fn bump(&mut self) -> Option<char> {
         let c = self.peek(0)?;
         self.i += 1;
@@ -112,69 +308,24 @@ impl Cursor<'_> {
         }
         Some(c)
     }
-}
 
-/// Split Lean source into tokens (comments and whitespace dropped).
-///
-/// Never fails: an unterminated comment or string runs to the end of the input.
-pub fn tokenize(src: &str) -> Vec<Token> {
-    let mut cur = Cursor {
-        src,
-        chars: src.char_indices().collect(),
-        i: 0,
-        line: 1,
-        col: 0,
-    };
-    let mut out: Vec<Token> = Vec::new();
-    let mut last_line = 0usize;
-    while let Some(c) = cur.peek(0) {
-        if c.is_whitespace() {
-            cur.bump();
-            continue;
-        }
-        // Comments.
-        if c == '-' && cur.peek(1) == Some('-') {
-            while let Some(c) = cur.peek(0) {
-                if c == '\n' {
-                    break;
-                }
-                cur.bump();
-            }
-            continue;
-        }
-        if c == '/' && cur.peek(1) == Some('-') {
-            cur.bump();
-            cur.bump();
-            let mut depth = 1usize;
-            while depth > 0 {
-                match (cur.peek(0), cur.peek(1)) {
-                    (None, _) => break,
-                    (Some('/'), Some('-')) => {
-                        cur.bump();
-                        cur.bump();
-                        depth += 1;
-                    }
-                    (Some('-'), Some('/')) => {
-                        cur.bump();
-                        cur.bump();
-                        depth -= 1;
-                    }
-                    _ => {
-                        cur.bump();
-                    }
-                }
-            }
-            continue;
-        }
-        let (line, col, start) = (cur.line, cur.col, cur.pos());
-        let kind = lex_one(&mut cur, c, out.last());
-        let end = cur.pos();
-        let text = src[start..end].to_string();
-        let line_start = line != last_line;
-        last_line = line;
-        out.push(Token {
+    fn diag(&mut self, line: usize, col: usize, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    fn push(&mut self, kind: TokenKind, start: usize, line: usize, col: usize) {
+        let end = self.pos();
+        let line_start = self.last_line != line;
+        self.last_line = line;
+        self.after_interpolating =
+            kind == TokenKind::Ident && INTERPOLATING_KEYWORDS.contains(&&self.src[start..end]);
+        self.tokens.push(Token {
             kind,
-            text,
+            text: self.src[start..end].to_string(),
             line,
             col,
             start,
@@ -182,173 +333,428 @@ pub fn tokenize(src: &str) -> Vec<Token> {
             line_start,
         });
     }
-    out
-}
 
-fn lex_string(cur: &mut Cursor<'_>) {
-    // At the opening quote.
-    cur.bump();
-    while let Some(c) = cur.bump() {
-        match c {
-            '\\' => {
-                cur.bump();
+    /// `finishCommentBlock`: the body of a block comment after its opening, `nesting` deep.
+    fn finish_comment_block(&mut self, line: usize, col: usize) {
+        let mut nesting = 1usize;
+        loop {
+            let Some(c) = self.bump() else {
+                self.diag(line, col, "unterminated comment (Lean rejects the file)");
+                return;
+            };
+            match c {
+                '-' if self.peek(0) == Some('/') => {
+                    self.bump();
+                    nesting -= 1;
+                    if nesting == 0 {
+                        return;
+                    }
+                }
+                '/' if self.peek(0) == Some('-') => {
+                    self.bump();
+                    nesting += 1;
+                }
+                _ => {}
             }
-            '"' => break,
-            _ => {}
         }
     }
-}
 
-fn lex_one(cur: &mut Cursor<'_>, c: char, prev: Option<&Token>) -> TokenKind {
-    // Raw strings r"…", r#"…"#.
-    if c == 'r' && matches!(cur.peek(1), Some('"') | Some('#')) {
+    /// `whitespace`: skip whitespace and plain comments; stop at a token (doc comments are
+    /// tokens).
+    fn skip_trivia(&mut self) {
+        while let Some(c) = self.peek(0) {
+            if is_lean_whitespace(c) {
+                self.bump();
+            } else if c == '-' && self.peek(1) == Some('-') {
+                while self.peek(0).is_some_and(|c| c != '\n') {
+                    self.bump();
+                }
+            } else if c == '/' && self.peek(1) == Some('-') {
+                if matches!(self.peek(2), Some('-') | Some('!')) {
+                    return; // a doc comment: a token
+                }
+                let (line, col) = (self.line, self.col);
+                self.bump();
+                self.bump();
+                self.bump(); // Lean consumes the third character unexamined
+                self.finish_comment_block(line, col);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Lex tokens until the end of input, or (when `in_hole`) until an unmatched `}`, which is
+    /// left unconsumed. Returns whether it stopped at such a `}`.
+    fn run(&mut self, in_hole: bool) -> bool {
+        let mut depth = 0usize;
+        loop {
+            self.skip_trivia();
+            let Some(c) = self.peek(0) else {
+                return false;
+            };
+            if in_hole && c == '}' {
+                if depth == 0 {
+                    return true;
+                }
+                depth -= 1;
+            } else if in_hole && c == '{' {
+                depth += 1;
+            }
+            self.token(c);
+        }
+    }
+
+    fn token(&mut self, c: char) {
+        let (line, col, start) = (self.line, self.col, self.pos());
+        if c == '/' && self.peek(1) == Some('-') {
+            let module = self.peek(2) == Some('!');
+            self.bump();
+            self.bump();
+            self.bump();
+            self.finish_comment_block(line, col);
+            let kind = if module {
+                TokenKind::ModuleDoc
+            } else {
+                TokenKind::DocComment
+            };
+            self.push(kind, start, line, col);
+        } else if c == '"' {
+            self.string(start, line, col);
+        } else if c == '\'' && self.peek(1) != Some('\'') {
+            self.char_lit(start, line, col);
+        } else if c.is_ascii_digit() {
+            self.number();
+            self.push(TokenKind::Num, start, line, col);
+        } else if c == '`' && self.peek(1).is_some_and(|n| is_id_first(n) || n == '«') {
+            self.bump();
+            self.ident_parts(line, col);
+            self.push(TokenKind::NameLit, start, line, col);
+        } else if c == '`'
+            && self.peek(1) == Some('`')
+            && self.peek(2).is_some_and(|n| is_id_first(n) || n == '«')
+        {
+            self.bump();
+            self.bump();
+            self.ident_parts(line, col);
+            self.push(TokenKind::NameLit, start, line, col);
+        } else if c == 'r' && self.raw_string_start() {
+            self.raw_string(line, col);
+            self.push(TokenKind::Str, start, line, col);
+        } else if is_id_first(c) || c == '«' {
+            self.ident_parts(line, col);
+            self.push(TokenKind::Ident, start, line, col);
+        } else if c == '#' && self.peek(1).is_some_and(is_id_first) {
+            self.bump();
+            while self.peek(0).is_some_and(is_id_rest) {
+                self.bump();
+            }
+            self.push(TokenKind::Hash, start, line, col);
+        } else {
+            let rest = &self.src[start..];
+            let n = MULTI_SYMBOLS
+                .iter()
+                .find(|s| rest.starts_with(*s))
+                .map_or(1, |s| s.chars().count());
+            for _ in 0..n {
+                self.bump();
+            }
+            self.push(TokenKind::Sym, start, line, col);
+        }
+    }
+
+    /// `identFnAux`: parts separated by `.` when an identifier start or `«` follows.
+    fn ident_parts(&mut self, line: usize, col: usize) {
+        loop {
+            if self.peek(0) == Some('«') {
+                self.bump();
+                loop {
+                    match self.bump() {
+                        Some('»') => break,
+                        Some(_) => {}
+                        None => {
+                            self.diag(
+                                line,
+                                col,
+                                "unterminated `«` identifier escape (Lean rejects the file)",
+                            );
+                            return;
+                        }
+                    }
+                }
+            } else if self.peek(0).is_some_and(is_id_first) {
+                self.bump();
+                while self.peek(0).is_some_and(is_id_rest) {
+                    self.bump();
+                }
+            } else {
+                return;
+            }
+            if self.peek(0) == Some('.') && self.peek(1).is_some_and(|c| is_id_first(c) || c == '«')
+            {
+                self.bump();
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// `numberFnAux` / `decimalNumberFn`.
+    fn number(&mut self) {
+        let first = self.bump();
+        if first == Some('0') {
+            let digits: Option<fn(char) -> bool> = match self.peek(0) {
+                Some('b' | 'B') => Some(|c| c == '0' || c == '1'),
+                Some('o' | 'O') => Some(|c| ('0'..='7').contains(&c)),
+                Some('x' | 'X') => Some(|c| c.is_ascii_hexdigit()),
+                _ => None,
+            };
+            if let Some(is_digit) = digits {
+                self.bump();
+                while self.peek(0).is_some_and(|c| c == '_' || is_digit(c)) {
+                    self.bump();
+                }
+                return;
+            }
+        }
+        self.take_decimal_digits();
+        if matches!(self.peek(0), Some('.' | 'e' | 'E')) {
+            if self.peek(0) == Some('.') {
+                self.bump();
+                self.take_decimal_digits();
+            }
+            if matches!(self.peek(0), Some('e' | 'E')) {
+                let sign = usize::from(matches!(self.peek(1), Some('+' | '-')));
+                if self.peek(1 + sign).is_some_and(|c| c.is_ascii_digit()) {
+                    for _ in 0..=sign {
+                        self.bump();
+                    }
+                    self.take_decimal_digits();
+                }
+            }
+        }
+    }
+
+    fn take_decimal_digits(&mut self) {
+        while self.peek(0).is_some_and(|c| c == '_' || c.is_ascii_digit()) {
+            self.bump();
+        }
+    }
+
+    /// `charLitFnAux`: `'`, one character or one escape, `'`. An invalid literal (Lean
+    /// rejects it) is read as the symbol `'`.
+    fn char_lit(&mut self, start: usize, line: usize, col: usize) {
+        let save = (self.i, self.line, self.col);
+        self.bump();
+        let ok = match self.bump() {
+            Some('\\') => self.escape() && self.peek(0) == Some('\''),
+            Some(_) => self.peek(0) == Some('\''),
+            None => false,
+        };
+        if ok {
+            self.bump();
+            self.push(TokenKind::Char, start, line, col);
+        } else {
+            (self.i, self.line, self.col) = save;
+            self.bump();
+            self.push(TokenKind::Sym, start, line, col);
+        }
+    }
+
+    /// `quotedCharCoreFn` after a `\`: one escape. Returns false at the end of input.
+    fn escape(&mut self) -> bool {
+        match self.bump() {
+            Some('x') => {
+                for _ in 0..2 {
+                    if self.peek(0).is_some_and(|c| c.is_ascii_hexdigit()) {
+                        self.bump();
+                    }
+                }
+                true
+            }
+            Some('u') => {
+                for _ in 0..4 {
+                    if self.peek(0).is_some_and(|c| c.is_ascii_hexdigit()) {
+                        self.bump();
+                    }
+                }
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    fn raw_string_start(&self) -> bool {
+        let mut k = 1;
+        while self.peek(k) == Some('#') {
+            k += 1;
+        }
+        self.peek(k) == Some('"')
+    }
+
+    /// `rawStrLitFnAux`: `r`, n `#`, `"`, …, `"`, n `#`.
+    fn raw_string(&mut self, line: usize, col: usize) {
+        self.bump();
         let mut hashes = 0;
-        while cur.peek(1 + hashes) == Some('#') {
+        while self.peek(0) == Some('#') {
+            self.bump();
             hashes += 1;
         }
-        if cur.peek(1 + hashes) == Some('"') {
-            for _ in 0..(2 + hashes) {
-                cur.bump();
-            }
-            loop {
-                match cur.bump() {
-                    None => break,
-                    Some('"') if (0..hashes).all(|k| cur.peek(k) == Some('#')) => {
-                        for _ in 0..hashes {
-                            cur.bump();
-                        }
-                        break;
-                    }
-                    _ => {}
+        self.bump(); // the opening quote
+        loop {
+            match self.bump() {
+                None => {
+                    self.diag(
+                        line,
+                        col,
+                        "unterminated raw string literal (Lean rejects the file)",
+                    );
+                    return;
                 }
-            }
-            return TokenKind::Str;
-        }
-    }
-    // Interpolated / prefixed strings: s!"…", m!"…", f!"…".
-    if matches!(c, 's' | 'm' | 'f') && cur.peek(1) == Some('!') && cur.peek(2) == Some('"') {
-        cur.bump();
-        cur.bump();
-        lex_string(cur);
-        return TokenKind::Str;
-    }
-    if c == '"' {
-        lex_string(cur);
-        return TokenKind::Str;
-    }
-    if c == '\'' {
-        // A char literal unless it continues an identifier (handled in ident lexing).
-        let is_char = match (cur.peek(1), cur.peek(2)) {
-            (Some('\\'), _) => true,
-            (Some(x), Some('\'')) => x != '\'',
-            _ => false,
-        };
-        if is_char {
-            cur.bump();
-            if cur.bump() == Some('\\') {
-                // escape: \n, \x41, \u{…}
-                while let Some(c) = cur.peek(0) {
-                    if c == '\'' || c == '\n' {
-                        break;
+                Some('"') => {
+                    let mut closing = 0;
+                    while closing < hashes && self.peek(0) == Some('#') {
+                        self.bump();
+                        closing += 1;
                     }
-                    cur.bump();
+                    if closing == hashes {
+                        return;
+                    }
                 }
-            }
-            if cur.peek(0) == Some('\'') {
-                cur.bump();
-            }
-            return TokenKind::Char;
-        }
-        cur.bump();
-        return TokenKind::Sym;
-    }
-    if c == '`' {
-        // Name literal `foo / ``foo; a syntax quotation `( is a symbol.
-        let mut k = 1;
-        if cur.peek(1) == Some('`') {
-            k = 2;
-        }
-        if cur.peek(k).is_some_and(|c| is_id_first(c) || c == '«') {
-            for _ in 0..k {
-                cur.bump();
-            }
-            lex_ident(cur);
-            return TokenKind::NameLit;
-        }
-        cur.bump();
-        return TokenKind::Sym;
-    }
-    if c == '#' && cur.peek(1).is_some_and(is_id_first) {
-        cur.bump();
-        while cur.peek(0).is_some_and(is_id_rest) {
-            cur.bump();
-        }
-        return TokenKind::Hash;
-    }
-    if is_id_first(c) || c == '«' {
-        lex_ident(cur);
-        return TokenKind::Ident;
-    }
-    if c.is_ascii_digit() {
-        while cur
-            .peek(0)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            cur.bump();
-        }
-        if cur.peek(0) == Some('.') && cur.peek(1).is_some_and(|c| c.is_ascii_digit()) {
-            cur.bump();
-            while cur.peek(0).is_some_and(|c| c.is_ascii_alphanumeric()) {
-                cur.bump();
+                Some(_) => {}
             }
         }
-        return TokenKind::Num;
     }
-    if c == ':' && cur.peek(1) == Some('=') {
-        cur.bump();
-        cur.bump();
-        return TokenKind::Sym;
-    }
-    if c == '=' && cur.peek(1) == Some('>') {
-        cur.bump();
-        cur.bump();
-        return TokenKind::Sym;
-    }
-    if c == '@' && cur.peek(1) == Some('[') {
-        cur.bump();
-        cur.bump();
-        return TokenKind::Sym;
-    }
-    let _ = prev;
-    cur.bump();
-    TokenKind::Sym
-}
 
-fn lex_ident(cur: &mut Cursor<'_>) {
-    loop {
-        if cur.peek(0) == Some('«') {
-            while let Some(c) = cur.bump() {
-                if c == '»' {
-                    break;
+    /// The body of a plain string after its opening quote (`strLitFnAux`). Returns whether it
+    /// was terminated.
+    fn plain_string_body(&mut self) -> bool {
+        loop {
+            match self.bump() {
+                None => return false,
+                Some('"') => return true,
+                Some('\\') => {
+                    if !self.escape() {
+                        return false;
+                    }
                 }
-            }
-        } else {
-            while cur.peek(0).is_some_and(is_id_rest) {
-                cur.bump();
+                Some(_) => {}
             }
         }
-        // A dot continues the name only when an identifier part follows.
-        if cur.peek(0) == Some('.') && cur.peek(1).is_some_and(|c| is_id_first(c) || c == '«') {
-            cur.bump();
-            continue;
+    }
+
+    /// An interpolated string from its opening quote (`interpolatedStrFn`): literal pieces as
+    /// [`TokenKind::Str`] tokens, each `{…}` hole lexed as code. Returns whether it was
+    /// terminated.
+    fn interpolated_string(&mut self, start: usize, line: usize, col: usize) -> bool {
+        let (mut piece, mut pline, mut pcol) = (start, line, col);
+        self.bump(); // opening quote
+        loop {
+            match self.bump() {
+                None => {
+                    self.push(TokenKind::Str, piece, pline, pcol);
+                    return false;
+                }
+                Some('"') => {
+                    self.push(TokenKind::Str, piece, pline, pcol);
+                    return true;
+                }
+                Some('\\') => {
+                    if !self.escape() {
+                        self.push(TokenKind::Str, piece, pline, pcol);
+                        return false;
+                    }
+                }
+                Some('{') => {
+                    self.push(TokenKind::Str, piece, pline, pcol);
+                    if !self.run(true) {
+                        return false;
+                    }
+                    (piece, pline, pcol) = (self.pos(), self.line, self.col);
+                    self.bump(); // the closing `}`
+                }
+                Some(_) => {}
+            }
         }
-        break;
+    }
+
+    fn string(&mut self, start: usize, line: usize, col: usize) {
+        let interpolating = self.after_interpolating;
+        let mut plain = self.fork();
+        plain.bump();
+        let plain_ok = plain.plain_string_body();
+        let plain_end = plain.i;
+        let mut interp = self.fork();
+        let interp_ok = interp.interpolated_string(start, line, col);
+        if interpolating {
+            self.join(interp);
+            if !interp_ok {
+                self.diag(
+                    line,
+                    col,
+                    "unterminated string literal (Lean rejects the file)",
+                );
+            }
+            return;
+        }
+        // An interpolated reading that never terminates is one Lean would reject: only two
+        // terminating readings that end apart are a real ambiguity.
+        let same = !interp_ok || interp.i == plain_end;
+        self.bump();
+        self.plain_string_body();
+        self.push(TokenKind::Str, start, line, col);
+        if !plain_ok {
+            self.diag(
+                line,
+                col,
+                "unterminated string literal (Lean rejects the file)",
+            );
+        } else if !same {
+            self.diag(
+                line,
+                col,
+                "this string literal ends elsewhere if Lean reads it as an interpolated string \
+                 (`{…}` holding quotes or comments); atp cannot tell which — avoid `{` in it or \
+                 escape it as `\\{`",
+            );
+        }
     }
 }
 
-/// Tokens that mean "this proof is not finished": `sorry`, `admit` and a direct `sorryAx`.
+/// Scan Lean source into tokens (comments and whitespace dropped) and diagnostics.
+///
+/// Never fails: an unterminated comment or string runs to the end of the input (Lean rejects
+/// such a file; a diagnostic says so).
+pub fn lex(src: &str) -> Lexed {
+    let mut lx = Lexer {
+        src,
+        chars: std::rc::Rc::new(src.char_indices().collect()),
+        i: 0,
+        line: 1,
+        col: 0,
+        tokens: Vec::new(),
+        diagnostics: Vec::new(),
+        last_line: 0,
+        after_interpolating: false,
+    };
+    lx.run(false);
+    Lexed {
+        tokens: lx.tokens,
+        diagnostics: lx.diagnostics,
+    }
+}
+
+/// The tokens of `src` (see [`lex`]).
+pub fn tokenize(src: &str) -> Vec<Token> {
+    lex(src).tokens
+}
+
+/// Tokens that mean "this proof is not finished": the keywords `sorry` and `admit`, and any
+/// reference to the constant `sorryAx` (however it is spelt: `«sorryAx»`, `_root_.sorryAx`).
 pub fn is_sorry_token(t: &Token) -> bool {
-    t.kind == TokenKind::Ident && matches!(t.text.as_str(), "sorry" | "admit" | "sorryAx")
+    t.kind == TokenKind::Ident
+        && (t.text == "sorry" || t.text == "admit" || t.last_component() == "sorryAx")
 }
 
 /// Positions `(line, col)` of every sorry token (see [`is_sorry_token`]) in `src`.
@@ -366,75 +772,4 @@ pub fn contains_sorry(src: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn texts(src: &str) -> Vec<String> {
-        tokenize(src).into_iter().map(|t| t.text).collect()
-    }
-
-    #[test]
-    fn sorry_only_as_a_whole_token() {
-        assert!(contains_sorry("theorem t : P := sorry"));
-        assert!(contains_sorry("example : P := by\n  exact (sorry)"));
-        assert!(contains_sorry("theorem t : P := ⟨sorry, sorry⟩"));
-        assert!(contains_sorry("theorem t : P := by admit"));
-        assert!(!contains_sorry("theorem t : P := my_sorry"));
-        assert!(!contains_sorry("theorem t : P := sorry_lemma x"));
-        assert!(!contains_sorry("theorem t : P := Foo.sorry'"));
-        assert!(!contains_sorry("def unsorry := 1"));
-        assert!(contains_sorry("theorem t : P := sorryAx _ false"));
-    }
-
-    #[test]
-    fn comments_and_literals_hide_sorry() {
-        assert!(!contains_sorry("-- sorry\ntheorem t : P := rfl"));
-        assert!(!contains_sorry(
-            "/- a /- nested sorry -/ still comment sorry -/ def x := 1"
-        ));
-        assert!(!contains_sorry(
-            "/-- doc: sorry -/ theorem t : True := trivial"
-        ));
-        assert!(!contains_sorry("def s := \"sorry\""));
-        assert!(!contains_sorry("def s := \"esc \\\" sorry\""));
-        assert!(!contains_sorry("def s := r#\"raw \" sorry\"#"));
-        assert!(!contains_sorry("def s := s!\"x {1} sorry\""));
-        assert!(!contains_sorry("def c := 's'"));
-        // after the nested comment closes, code resumes
-        assert!(contains_sorry("/- /- -/ -/ theorem t : P := sorry"));
-    }
-
-    #[test]
-    fn primes_are_identifier_characters_not_char_literals() {
-        assert_eq!(texts("h' x'' 'a' f'"), vec!["h'", "x''", "'a'", "f'"]);
-        assert_eq!(
-            texts("Scope.fromBytes'_append"),
-            vec!["Scope.fromBytes'_append"]
-        );
-    }
-
-    #[test]
-    fn positions_are_line_and_char_column() {
-        let toks = tokenize("theorem α_1 : True := by\n  sorry");
-        let s = toks.iter().find(|t| t.text == "sorry").expect("sorry");
-        assert_eq!((s.line, s.col, s.line_start), (2, 2, true));
-        let colon = toks.iter().find(|t| t.text == ":").expect(":");
-        assert_eq!(colon.col, 12);
-        assert_eq!(sorry_positions("x\n  /- c -/ sorry"), vec![(2, 10)]);
-    }
-
-    #[test]
-    fn symbols_names_and_hash_commands() {
-        assert_eq!(texts("a := b"), vec!["a", ":=", "b"]);
-        assert_eq!(texts("@[simp] #exit"), vec!["@[", "simp", "]", "#exit"]);
-        assert_eq!(
-            texts("`(sorry) ``Nat"),
-            vec!["`", "(", "sorry", ")", "``Nat"]
-        );
-        assert_eq!(
-            texts("x.1 Nat.succ n"),
-            vec!["x", ".", "1", "Nat.succ", "n"]
-        );
-        assert_eq!(texts("«my name».b"), vec!["«my name».b"]);
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@
 //! Architecture invariant: pure — no engine, no network, no process; it depends only on
 //! `atp-image` (for the pins and the built-in skeleton).
 
+pub mod keywords;
 pub mod lexer;
 mod project;
 pub mod source;

@@ -1,88 +1,33 @@
 //! A Lean file as a sequence of top-level commands, with the scope each declaration lives in.
 //!
-//! This is a source-level model (no elaboration): it splits a file into commands at command
-//! keywords, tracks `namespace`/`section`/`end`, `open`, `variable`, `universe`, `include`,
-//! `omit` and `export`, and extracts each declaration's kind, modifiers, attributes, full name
-//! and signature (the statement: everything between the name and the top-level `:=`).
+//! A source-level model (no elaboration) of how Lean splits a file: Lean's command parser
+//! stops where a command's grammar stops, and a command keyword is a reserved token that no term
+//! or tactic grammar consumes, so **a command keyword starts a new command wherever it appears**
+//! outside brackets (and anywhere at column 0). The keywords are [`crate::keywords`]' derived
+//! lists plus what the project declares; every `#…` token counts (fail closed). The exceptions
+//! are Lean's own: `open …`/`set_option …` followed by `in` and a non-command are term/tactic
+//! syntax; `class inductive`, `deriving instance`, `… deriving Repr` are one command.
 //!
-//! Invariant: a command keyword that is the first token of its line starts a new command when
-//! it is outside brackets or in column 0 (column 0 also resets bracket depth, so unbalanced
-//! brackets cannot hide later commands). `open … in` / `set_option … in` inside proofs are tactic
-//! syntax and stay part of the enclosing proof; before a command they become its prefixes.
+//! A command begins at its doc comment, `@[…]` attributes and modifiers. Lean's generic
+//! `cmd₁ in cmd₂` (`Command.in`, a trailing command parser) makes `cmd₁` — *any* command — a
+//! prefix of `cmd₂`: prefixes are recorded on the command they scope and are part of its
+//! context (except `set_option`s that only bound resources or change messages).
+//!
+//! Each declaration gets its kind, modifiers, attribute names, full name (namespace + name,
+//! `_root_` handled, `«»` canonical) and signature (tokens up to the top-level `:=`/`|`/`where`,
+//! in [`Token::normal`] form), and its *scope*: namespace, `open`, `variable`, `universe`,
+//! `include`, `omit`, `export`, `set_option` in effect, and its prefixes.
+//!
+//! Invariant: every token belongs to exactly one command, or is reported in
+//! [`SourceFile::diagnostics`] (tokens before the first command); the model never drops code.
 
-use crate::lexer::{tokenize, Token, TokenKind};
+use std::collections::BTreeSet;
 
-/// Keywords that unambiguously start a command when first on a line.
-const COMMAND_KEYWORDS: &[&str] = &[
-    "theorem",
-    "lemma",
-    "def",
-    "abbrev",
-    "example",
-    "instance",
-    "structure",
-    "class",
-    "inductive",
-    "coinductive",
-    "axiom",
-    "opaque",
-    "mutual",
-    "private",
-    "protected",
-    "noncomputable",
-    "partial",
-    "unsafe",
-    "nonrec",
-    "local",
-    "scoped",
-    "namespace",
-    "section",
-    "end",
-    "variable",
-    "universe",
-    "import",
-    "attribute",
-    "macro",
-    "macro_rules",
-    "syntax",
-    "elab",
-    "elab_rules",
-    "notation",
-    "notation3",
-    "infix",
-    "infixl",
-    "infixr",
-    "prefix",
-    "postfix",
-    "declare_syntax_cat",
-    "run_cmd",
-    "run_elab",
-    "run_meta",
-    "initialize",
-    "builtin_initialize",
-    "include",
-    "omit",
-    "export",
-    "deriving",
-    "alias",
-    "irreducible_def",
-    "add_decl_doc",
-    "binder_predicate",
-    "simproc",
-    "dsimproc",
-];
-
-/// Modifiers that may precede a declaration keyword.
-const MODIFIERS: &[&str] = &[
-    "private",
-    "protected",
-    "noncomputable",
-    "partial",
-    "unsafe",
-    "nonrec",
-    "local",
-    "scoped",
-];
+use crate::keywords::{
+    also_inner, command_keywords, declared_in_parser_def, declared_syntax, DeclaredSyntax,
+    MODIFIERS,
+};
+use crate::lexer::{lex, Diagnostic, Token, TokenKind};
 
 /// Declaration keywords that take a name.
 const NAMED_DECLS: &[&str] = &[
@@ -98,39 +43,62 @@ const NAMED_DECLS: &[&str] = &[
     "axiom",
     "opaque",
     "irreducible_def",
+    "proof_wanted",
+    "alias",
 ];
+
+/// `set_option`s that only bound resources or change messages: they cannot change what a
+/// statement means, so a prover may add them (`set_option maxHeartbeats 400000 in`).
+pub const RESOURCE_OPTIONS: &[&str] = &[
+    "maxHeartbeats",
+    "maxRecDepth",
+    "synthInstance.maxHeartbeats",
+    "synthInstance.maxSize",
+    "maxSynthPendingDepth",
+    "exponentiation.threshold",
+];
+/// Option prefixes of the same kind (linters, pretty-printing, tracing, profiling).
+pub const RESOURCE_OPTION_PREFIXES: &[&str] = &["linter.", "pp.", "trace.", "profiler"];
+
+/// Whether option `name` (canonical) only bounds resources or changes messages.
+pub fn is_resource_option(name: &str) -> bool {
+    RESOURCE_OPTIONS.contains(&name) || RESOURCE_OPTION_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// One top-level command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
-    /// The command keyword after modifiers and attributes (`theorem`, `def`, `open`, `#eval`…).
+    /// The command keyword after doc comment, attributes and modifiers (`theorem`, `open`,
+    /// `#eval`, `/-!` for a module doc).
     pub keyword: String,
     /// Modifiers as written (`private`, `noncomputable`, `local`, …).
     pub modifiers: Vec<String>,
-    /// Identifiers inside `@[…]` attribute lists.
+    /// Attribute names (canonical) of the `@[…]` lists, in order.
     pub attributes: Vec<String>,
     /// The declared name as written, for named declarations (`None` for anonymous instances).
     pub name: Option<String>,
-    /// The full name: namespace + name (`_root_.` stripped).
+    /// The full name: namespace + canonical name (`_root_.` stripped).
     pub full_name: Option<String>,
     /// Normalised statement (tokens between the name and the top-level `:=`), for declarations.
     pub signature: Option<String>,
-    /// Normalised full text of the command (comments and whitespace dropped).
+    /// Normalised text of the command (comments, doc comments and whitespace dropped).
     pub text: String,
     /// Whether the command's body (after its signature) contains a sorry token.
     pub body_has_sorry: bool,
     /// Line and column of the name (or of the keyword when anonymous).
     pub line: usize,
     pub col: usize,
-    /// The scope in effect: namespace, then normalised `open`/`variable`/`universe`/… commands,
-    /// including `open … in` prefixes of this command.
+    /// The scope in effect: namespace, then normalised `open`/`variable`/`universe`/…
+    /// commands, then this command's prefixes (see the module docs).
     pub context: Vec<String>,
-    /// `set_option … in`, `open … in` etc. attached to this command, normalised.
+    /// The `cmd in` prefixes scoping this command, normalised, outermost first.
     pub prefixes: Vec<String>,
     /// Index range into [`SourceFile::tokens`].
     pub tokens: std::ops::Range<usize>,
     /// Index of the keyword token.
     pub keyword_token: usize,
+    /// Whether this command is itself a prefix (`… in`) of the next one.
+    pub is_prefix: bool,
 }
 
 impl Command {
@@ -174,23 +142,28 @@ impl Command {
 pub struct SourceFile {
     pub tokens: Vec<Token>,
     pub commands: Vec<Command>,
-    /// Imported modules, in order.
+    /// Imported modules, in order (canonical names).
     pub imports: Vec<String>,
+    /// Places where atp's reading may differ from Lean's (lexer and model).
+    pub diagnostics: Vec<Diagnostic>,
+    /// `syntax`/`macro`/`elab` declarations and parser definitions of the file.
+    pub declared: Vec<DeclaredSyntax>,
 }
 
 #[derive(Debug, Clone)]
 struct Scope {
     ns: Vec<String>,
     entries: Vec<String>,
-    /// Number of `end`s this scope needs (`namespace A.B` pushes 1 scope covering 2 parts).
     kind: &'static str,
 }
 
-/// Join tokens with single spaces (the comparison form: whitespace and comments do not matter).
+/// Join tokens' normal forms with single spaces (doc comments dropped): the comparison form,
+/// where whitespace, comments and Lean's alternative spellings do not matter.
 pub fn normalize(tokens: &[Token]) -> String {
     tokens
         .iter()
-        .map(|t| t.text.as_str())
+        .filter(|t| t.kind != TokenKind::DocComment)
+        .map(Token::normal)
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -203,159 +176,224 @@ fn is_close_bracket(t: &Token) -> bool {
     t.kind == TokenKind::Sym && matches!(t.text.as_str(), ")" | "]" | "}" | "⟩" | "⦄" | "⟧")
 }
 
-fn is_command_keyword(t: &Token) -> bool {
-    (t.kind == TokenKind::Ident && COMMAND_KEYWORDS.contains(&t.text.as_str()))
-        || t.kind == TokenKind::Hash
-        || t.is_sym("@[")
+struct Model<'a> {
+    tokens: &'a [Token],
+    keywords: BTreeSet<String>,
 }
 
-/// Keywords that can only start a command (Lean reserves them), wherever they appear.
-const RESERVED_COMMANDS: &[&str] = &[
-    "theorem",
-    "lemma",
-    "def",
-    "abbrev",
-    "example",
-    "instance",
-    "structure",
-    "class",
-    "inductive",
-    "axiom",
-    "opaque",
-    "namespace",
-    "section",
-    "variable",
-    "universe",
-    "mutual",
-    "macro",
-    "macro_rules",
-    "syntax",
-    "elab",
-    "elab_rules",
-    "notation",
-    "infix",
-    "infixl",
-    "infixr",
-    "prefix",
-    "postfix",
-    "declare_syntax_cat",
-    "initialize",
-    "builtin_initialize",
-    "attribute",
-];
-
-fn is_reserved_command(tokens: &[Token], i: usize) -> bool {
-    let t = &tokens[i];
-    if t.kind != TokenKind::Ident || !RESERVED_COMMANDS.contains(&t.text.as_str()) {
-        return false;
+impl Model<'_> {
+    fn is_keyword(&self, t: &Token) -> bool {
+        (t.kind == TokenKind::Ident && !t.is_escaped() && self.keywords.contains(&t.text))
+            || t.kind == TokenKind::Hash
     }
-    // `class inductive`, `class abbrev`, `deriving instance`
-    !matches!(
-        i.checked_sub(1).map(|p| tokens[p].text.as_str()),
-        Some("class") | Some("deriving")
-    )
-}
 
-/// Walk back from a mid-line command keyword over its modifiers, `@[…]` attributes and
-/// `open … in` / `set_option … in` prefixes.
-fn command_begin(tokens: &[Token], i: usize) -> usize {
-    let mut j = i;
-    while let Some(p) = j.checked_sub(1) {
-        let prev = &tokens[p];
-        if prev.kind == TokenKind::Ident && MODIFIERS.contains(&prev.text.as_str()) {
-            j = p;
-        } else if prev.is_sym("]") {
-            // an attribute list `@[ … ]`
-            let mut d = 0i64;
-            let mut k = p;
-            let mut found = None;
-            loop {
-                let t = &tokens[k];
-                if is_close_bracket(t) {
-                    d += 1;
-                } else if is_open_bracket(t) {
-                    d -= 1;
-                    if d == 0 {
-                        if t.is_sym("@[") {
-                            found = Some(k);
-                        }
-                        break;
-                    }
-                }
-                if k == 0 {
+    /// End (exclusive) of the arguments of the `open`/`set_option` at `i`.
+    fn open_like_end(&self, i: usize) -> usize {
+        let toks = self.tokens;
+        let mut j = i + 1;
+        if toks[i].is("set_option") {
+            // option name, then one value
+            return (j + 2).min(toks.len());
+        }
+        let mut depth = 0i64;
+        while let Some(t) = toks.get(j) {
+            if t.is_sym("(") {
+                depth += 1;
+            } else if t.is_sym(")") {
+                depth -= 1;
+                if depth < 0 {
                     break;
                 }
-                k -= 1;
+            } else if depth == 0 {
+                let arg = (t.kind == TokenKind::Ident && !self.is_keyword(t) && !t.is("in"))
+                    || t.is("hiding")
+                    || t.is("renaming")
+                    || t.is("scoped")
+                    || t.is_sym("→")
+                    || t.is_sym("->")
+                    || t.is_sym(",");
+                if !arg {
+                    break;
+                }
             }
-            match found {
-                Some(k) => j = k,
-                None => break,
-            }
-        } else if prev.is("in") {
-            let opener = (0..p).rev().take(64).find(|&k| {
-                let t = &tokens[k];
-                t.is("open")
-                    || t.is("set_option")
-                    || t.is("omit")
-                    || t.is("include")
-                    || t.is("#guard_msgs")
-            });
-            match opener {
-                Some(k) => j = k,
-                None => break,
-            }
-        } else {
-            break;
+            j += 1;
         }
+        j
     }
-    j
+
+    /// Whether the token at `i` starts a command (see the module docs).
+    fn starts(&self, i: usize) -> bool {
+        let toks = self.tokens;
+        let t = &toks[i];
+        if t.kind == TokenKind::ModuleDoc {
+            return true;
+        }
+        // modifiers (`scoped`, `local`, …) begin the command of the keyword they precede
+        if !self.is_keyword(t) || MODIFIERS.contains(&t.text.as_str()) {
+            return false;
+        }
+        let prev = i.checked_sub(1).map(|p| &toks[p]);
+        if t.is("open") || t.is("set_option") {
+            let end = self.open_like_end(i);
+            return match toks.get(end) {
+                Some(n) if n.is("in") => end + 1 < toks.len() && self.starts(end + 1),
+                _ => true,
+            };
+        }
+        if also_inner().contains(&t.text) {
+            return t.line_start && t.col == 0;
+        }
+        if (t.is("inductive") || t.is("abbrev")) && prev.is_some_and(|p| p.is("class")) {
+            return false;
+        }
+        if t.is("instance") && prev.is_some_and(|p| p.is("deriving")) {
+            return false;
+        }
+        if t.is("deriving") {
+            return toks.get(i + 1).is_some_and(|n| n.is("instance"));
+        }
+        true
+    }
+
+    /// Walk back from a command keyword over its modifiers, `scoped[NS]`, `@[…]` lists and doc
+    /// comment, never before `floor`.
+    fn begin(&self, i: usize, floor: usize) -> usize {
+        let toks = self.tokens;
+        let mut j = i;
+        while j > floor {
+            let p = j - 1;
+            let prev = &toks[p];
+            if prev.kind == TokenKind::DocComment
+                || (prev.kind == TokenKind::Ident && MODIFIERS.contains(&prev.text.as_str()))
+            {
+                j = p;
+            } else if prev.is_sym("]") {
+                // `@[ … ]` or `scoped[NS]`
+                let mut d = 0i64;
+                let mut k = p;
+                let opener = loop {
+                    let t = &toks[k];
+                    if is_close_bracket(t) {
+                        d += 1;
+                    } else if is_open_bracket(t) {
+                        d -= 1;
+                        if d == 0 {
+                            break Some(k);
+                        }
+                    }
+                    if k <= floor {
+                        break None;
+                    }
+                    k -= 1;
+                };
+                match opener {
+                    Some(k) if toks[k].is_sym("@[") => j = k,
+                    Some(k)
+                        if toks[k].is_sym("[")
+                            && k > floor
+                            && toks[k - 1].is("scoped")
+                            && toks[k - 1].end == toks[k].start =>
+                    {
+                        j = k - 1
+                    }
+                    _ => break,
+                }
+            } else {
+                break;
+            }
+        }
+        j
+    }
 }
 
-/// Whether an `open`/`set_option` line starting at `i` is a command (not a tactic).
-fn open_like_is_command(tokens: &[Token], i: usize) -> bool {
-    let line = tokens[i].line;
+/// Attribute names of the `@[…]` list whose `@[` is at `i` (canonical), and the index after it.
+fn attribute_list(toks: &[Token], i: usize) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
     let mut j = i + 1;
-    while j < tokens.len() && tokens[j].line == line {
-        if tokens[j].is("in") {
-            return match tokens.get(j + 1) {
-                None => true,
-                Some(n) => is_command_keyword(n) || n.is("open") || n.is("set_option"),
-            };
+    let mut depth = 1i64;
+    let mut expect_name = true;
+    while j < toks.len() && depth > 0 {
+        let t = &toks[j];
+        if is_open_bracket(t) {
+            depth += 1;
+        } else if is_close_bracket(t) {
+            depth -= 1;
+        } else if depth == 1 && t.is_sym(",") {
+            expect_name = true;
+        } else if depth == 1
+            && expect_name
+            && t.kind == TokenKind::Ident
+            && !(t.is("local") || t.is("scoped"))
+        {
+            names.push(t.name());
+            expect_name = false;
         }
         j += 1;
     }
-    true
+    (names, j)
 }
 
-/// Split `src` into commands and compute each declaration's scope.
+/// Attribute names of an `attribute [a, -b, local c] x y` command (canonical, `-` dropped).
+pub fn attribute_command_names(toks: &[Token]) -> Vec<String> {
+    let Some(open) = toks.iter().position(|t| t.is_sym("[")) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut expect_name = true;
+    let mut depth = 0i64;
+    for t in &toks[open..] {
+        if is_open_bracket(t) {
+            depth += 1;
+        } else if is_close_bracket(t) {
+            depth -= 1;
+            if depth == 0 {
+                break;
+            }
+        } else if depth == 1 && t.is_sym(",") {
+            expect_name = true;
+        } else if depth == 1
+            && expect_name
+            && t.kind == TokenKind::Ident
+            && !(t.is("local") || t.is("scoped"))
+        {
+            names.push(t.name());
+            expect_name = false;
+        }
+    }
+    names
+}
+
+/// Split `src` into commands and compute each declaration's scope, with the built-in command
+/// keywords.
 pub fn parse(src: &str) -> SourceFile {
-    let tokens = tokenize(src);
+    parse_with(src, &BTreeSet::new())
+}
+
+/// [`parse`] with extra command keywords (those a project declares; see
+/// [`declared_command_keywords`]).
+pub fn parse_with(src: &str, extra: &BTreeSet<String>) -> SourceFile {
+    let lexed = lex(src);
+    let tokens = lexed.tokens;
+    let mut diagnostics = lexed.diagnostics;
+    let mut keywords = command_keywords().clone();
+    keywords.extend(extra.iter().cloned());
+    let model = Model {
+        tokens: &tokens,
+        keywords,
+    };
+
     // 1. command boundaries
-    let mut starts = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
     let mut depth: i64 = 0;
     for (i, t) in tokens.iter().enumerate() {
-        if t.line_start && (depth <= 0 || t.col == 0) {
-            let start = if t.is("open") || t.is("set_option") {
-                open_like_is_command(&tokens, i)
-            } else {
-                is_command_keyword(t)
-            };
-            if start {
-                depth = 0;
-                starts.push(i);
+        let col0 = t.line_start && t.col == 0;
+        if (depth <= 0 || col0) && model.starts(i) {
+            let floor = starts.last().map_or(0, |&s| s + 1);
+            let b = model.begin(i, floor);
+            if starts.last().is_none_or(|&l| l < b) {
+                starts.push(b);
             }
-        } else if depth <= 0
-            && !t.line_start
-            && (is_reserved_command(&tokens, i)
-                || ((t.is("open") || t.is("export") || t.is("include") || t.is("omit"))
-                    && open_like_is_command(&tokens, i)))
-        {
-            // Lean starts a new command at a reserved command keyword wherever it appears; the
-            // command begins at its modifiers, attributes and `… in` prefixes.
-            let j = command_begin(&tokens, i);
-            if starts.last().is_none_or(|&l| l < j) {
-                starts.push(j);
-            }
+            depth = 0;
         }
         if is_open_bracket(t) {
             depth += 1;
@@ -363,75 +401,80 @@ pub fn parse(src: &str) -> SourceFile {
             depth -= 1;
         }
     }
-    // Tokens before the first command (e.g. a stray term) form no command.
-    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-    for (k, &s) in starts.iter().enumerate() {
-        let e = starts.get(k + 1).copied().unwrap_or(tokens.len());
-        ranges.push(s..e);
+    let first = starts.first().copied().unwrap_or(tokens.len());
+    if first > 0 {
+        let t = &tokens[0];
+        let text: String = normalize(&tokens[..first.min(8)])
+            .chars()
+            .take(60)
+            .collect();
+        diagnostics.push(Diagnostic {
+            line: t.line,
+            col: t.col,
+            message: format!(
+                "the file starts with `{text}`, which is not a command atp knows (Lean reads \
+                 commands only); start the file with `import`, a declaration or a comment"
+            ),
+        });
     }
-    // Split `open X in theorem …` written on one line into prefix + command.
-    let mut split: Vec<std::ops::Range<usize>> = Vec::new();
-    for r in ranges {
-        let mut s = r.start;
-        loop {
-            let t = &tokens[s];
-            if t.is("open")
-                || t.is("set_option")
-                || t.is("#guard_msgs")
-                || t.is("omit")
-                || t.is("include")
+    let ranges: Vec<std::ops::Range<usize>> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(tokens.len()))
+        .collect();
+
+    // 2. declared syntax (for the caller's second pass) and fail-closed checks
+    let mut declared = Vec::new();
+    for r in &ranges {
+        let toks = &tokens[r.clone()];
+        let mut i = 0;
+        let mut attrs = Vec::new();
+        while i < toks.len() {
+            if toks[i].is_sym("@[") {
+                let (names, j) = attribute_list(toks, i);
+                attrs.extend(names);
+                i = j;
+            } else if toks[i].kind == TokenKind::DocComment
+                || (toks[i].kind == TokenKind::Ident && MODIFIERS.contains(&toks[i].text.as_str()))
             {
-                // find `in` followed by a command keyword
-                let mut j = s + 1;
-                let mut found = None;
-                while j < r.end {
-                    if tokens[j].is("in")
-                        && tokens.get(j + 1).is_some_and(|n| {
-                            j + 1 < r.end
-                                && (is_command_keyword(n) || n.is("open") || n.is("set_option"))
-                        })
-                    {
-                        found = Some(j);
-                        break;
-                    }
-                    if is_command_keyword(&tokens[j]) && !tokens[j].is("local") {
-                        break;
-                    }
-                    j += 1;
-                }
-                if let Some(j) = found {
-                    split.push(s..j + 1);
-                    s = j + 1;
-                    continue;
-                }
+                i += 1;
+            } else {
+                break;
             }
-            split.push(s..r.end);
-            break;
+        }
+        let found = declared_syntax(&toks[i.min(toks.len())..]).or_else(|| {
+            toks.get(i)
+                .filter(|t| t.is("def") || t.is("abbrev"))
+                .and_then(|_| declared_in_parser_def(&attrs, &toks[i..]))
+        });
+        if let Some(d) = found {
+            if d.category == "command" && (d.leading.is_none() || d.trailing) {
+                diagnostics.push(Diagnostic {
+                    line: d.line,
+                    col: 0,
+                    message: "a command syntax whose first token atp cannot determine (it could \
+                              start commands anywhere); give it a leading keyword"
+                        .into(),
+                });
+            }
+            declared.push(d);
         }
     }
 
-    // 2. build commands with scope tracking
+    // 3. build commands with scope tracking
     let mut scopes: Vec<Scope> = vec![Scope {
         ns: vec![],
         entries: vec![],
         kind: "root",
     }];
-    let mut commands = Vec::new();
+    let mut commands: Vec<Command> = Vec::new();
     let mut imports = Vec::new();
-    let mut pending_prefixes: Vec<String> = Vec::new();
-    for r in split {
+    let mut pending_prefixes: Vec<(String, bool)> = Vec::new();
+    for r in ranges {
         let toks = &tokens[r.clone()];
         let text = normalize(toks);
-        let is_prefix = toks.last().is_some_and(|t| t.is("in"))
-            && (toks[0].is("open")
-                || toks[0].is("set_option")
-                || toks[0].is("#guard_msgs")
-                || toks[0].is("omit")
-                || toks[0].is("include"));
-        if is_prefix {
-            pending_prefixes.push(text);
-            continue;
-        }
+        let is_prefix = toks.last().is_some_and(|t| t.is("in")) && r.end < tokens.len();
+
         // modifiers and attributes
         let mut i = 0;
         let mut modifiers = Vec::new();
@@ -439,22 +482,29 @@ pub fn parse(src: &str) -> SourceFile {
         while i < toks.len() {
             let t = &toks[i];
             if t.is_sym("@[") {
-                let mut d = 1;
+                let (names, j) = attribute_list(toks, i);
+                attributes.extend(names);
+                i = j;
+                continue;
+            }
+            if t.kind == TokenKind::DocComment {
                 i += 1;
-                while i < toks.len() && d > 0 {
-                    if is_open_bracket(&toks[i]) {
-                        d += 1;
-                    } else if is_close_bracket(&toks[i]) {
-                        d -= 1;
-                    } else if toks[i].kind == TokenKind::Ident {
-                        attributes.push(toks[i].text.clone());
-                    }
+                continue;
+            }
+            if t.is("scoped")
+                && toks
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_sym("[") && n.start == t.end)
+            {
+                modifiers.push("scoped".to_string());
+                i += 2;
+                while i < toks.len() && !toks[i].is_sym("]") {
                     i += 1;
                 }
+                i += 1;
                 continue;
             }
             if t.kind == TokenKind::Ident && MODIFIERS.contains(&t.text.as_str()) {
-                // `local`/`scoped` are modifiers only before another keyword
                 modifiers.push(t.text.clone());
                 i += 1;
                 continue;
@@ -462,76 +512,105 @@ pub fn parse(src: &str) -> SourceFile {
             break;
         }
         let kw_idx = i.min(toks.len().saturating_sub(1));
-        let keyword = toks.get(i).map(|t| t.text.clone()).unwrap_or_default();
+        let keyword = toks
+            .get(i)
+            .map(|t| {
+                if t.kind == TokenKind::ModuleDoc {
+                    "/-!".to_string()
+                } else {
+                    t.text.clone()
+                }
+            })
+            .unwrap_or_default();
         let abs_kw = r.start + kw_idx;
         let ns_path: Vec<String> = scopes.iter().flat_map(|s| s.ns.clone()).collect();
         let ns = ns_path.join(".");
-        let mut context: Vec<String> = Vec::new();
-        context.push(format!("namespace {ns}"));
+        let mut context: Vec<String> = vec![format!("namespace {ns}")];
         for s in &scopes {
             context.extend(s.entries.iter().cloned());
         }
-        for p in &pending_prefixes {
-            if p.starts_with("open") {
-                context.push(p.clone());
-            }
-        }
-        let prefixes = std::mem::take(&mut pending_prefixes);
-
-        // scope commands
-        match keyword.as_str() {
-            "namespace" => {
-                if let Some(n) = toks.get(i + 1) {
-                    for part in n.text.split('.') {
-                        scopes.push(Scope {
-                            ns: vec![part.to_string()],
-                            entries: vec![],
-                            kind: "namespace",
-                        });
-                    }
+        let prefixes: Vec<String> = if is_prefix {
+            Vec::new()
+        } else {
+            let p = std::mem::take(&mut pending_prefixes);
+            for (text, in_context) in &p {
+                if *in_context {
+                    context.push(text.clone());
                 }
             }
-            "section" => scopes.push(Scope {
-                ns: vec![],
-                entries: vec![],
-                kind: "section",
-            }),
-            "mutual" => scopes.push(Scope {
-                ns: vec![],
-                entries: vec![],
-                kind: "mutual",
-            }),
-            "end" => {
-                let n = match toks.get(i + 1) {
-                    Some(t) if t.kind == TokenKind::Ident && t.line == toks[i].line => {
-                        let innermost = scopes.last().map(|s| s.kind).unwrap_or("root");
-                        if innermost == "namespace" {
-                            t.text.split('.').count()
-                        } else {
-                            1
+            p.into_iter().map(|(t, _)| t).collect()
+        };
+
+        // scope commands (a prefix's effect is confined to the command it scopes)
+        if !is_prefix {
+            match keyword.as_str() {
+                "namespace" => {
+                    if let Some(n) = toks.get(i + 1) {
+                        for part in n.components() {
+                            scopes.push(Scope {
+                                ns: vec![part],
+                                entries: vec![],
+                                kind: "namespace",
+                            });
                         }
                     }
-                    _ => 1,
-                };
-                for _ in 0..n {
-                    if scopes.len() > 1 {
-                        scopes.pop();
+                }
+                "section" => scopes.push(Scope {
+                    ns: vec![],
+                    entries: vec![],
+                    kind: "section",
+                }),
+                "mutual" => scopes.push(Scope {
+                    ns: vec![],
+                    entries: vec![],
+                    kind: "mutual",
+                }),
+                "end" => {
+                    let n = match toks.get(i + 1) {
+                        Some(t) if t.kind == TokenKind::Ident && t.line == toks[i].line => {
+                            let innermost = scopes.last().map(|s| s.kind).unwrap_or("root");
+                            if innermost == "namespace" {
+                                t.components().len()
+                            } else {
+                                1
+                            }
+                        }
+                        _ => 1,
+                    };
+                    for _ in 0..n {
+                        if scopes.len() > 1 {
+                            scopes.pop();
+                        }
                     }
                 }
-            }
-            "open" | "variable" | "universe" | "include" | "omit" | "export" => {
-                if let Some(s) = scopes.last_mut() {
-                    s.entries.push(text.clone());
-                }
-            }
-            "import" => {
-                for t in &toks[i + 1..] {
-                    if t.kind == TokenKind::Ident {
-                        imports.push(t.text.clone());
+                "open" | "variable" | "universe" | "include" | "omit" | "export" => {
+                    if let Some(s) = scopes.last_mut() {
+                        s.entries.push(text.clone());
                     }
                 }
+                "set_option" => {
+                    let resource = toks
+                        .get(i + 1)
+                        .is_some_and(|o| is_resource_option(&o.name()));
+                    if !resource {
+                        if let Some(s) = scopes.last_mut() {
+                            s.entries.push(text.clone());
+                        }
+                    }
+                }
+                "import" => {
+                    for t in &toks[i + 1..] {
+                        if t.kind == TokenKind::Ident
+                            && !t.is("public")
+                            && !t.is("meta")
+                            && !t.is("all")
+                        {
+                            imports.push(t.name());
+                        }
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
 
         // declaration name and signature
@@ -541,8 +620,16 @@ pub fn parse(src: &str) -> SourceFile {
         let mut body_has_sorry = false;
         let (mut line, mut col) = toks.get(kw_idx).map(|t| (t.line, t.col)).unwrap_or((0, 0));
         let is_decl = NAMED_DECLS.contains(&keyword.as_str()) || keyword == "example";
-        if is_decl {
+        if is_decl && !is_prefix {
             let mut j = i + 1;
+            // `class inductive` / `class abbrev`
+            if keyword == "class"
+                && toks
+                    .get(j)
+                    .is_some_and(|t| t.is("inductive") || t.is("abbrev"))
+            {
+                j += 1;
+            }
             // instance priority `(priority := …)`
             if keyword == "instance" && toks.get(j).is_some_and(|t| t.is_sym("(")) {
                 let mut d = 0;
@@ -561,16 +648,17 @@ pub fn parse(src: &str) -> SourceFile {
             }
             if keyword != "example" {
                 if let Some(t) = toks.get(j) {
-                    if t.kind == TokenKind::Ident && t.text != "where" {
+                    if t.kind == TokenKind::Ident && !t.is("where") {
                         name = Some(t.text.clone());
                         line = t.line;
                         col = t.col;
-                        let fq = if let Some(rest) = t.text.strip_prefix("_root_.") {
+                        let n = t.name();
+                        let fq = if let Some(rest) = n.strip_prefix("_root_.") {
                             rest.to_string()
                         } else if ns.is_empty() {
-                            t.text.clone()
+                            n
                         } else {
-                            format!("{ns}.{}", t.text)
+                            format!("{ns}.{n}")
                         };
                         full_name = Some(fq);
                         j += 1;
@@ -620,6 +708,14 @@ pub fn parse(src: &str) -> SourceFile {
             body_has_sorry = toks[end..].iter().any(crate::lexer::is_sorry_token);
         }
 
+        if is_prefix {
+            // a prefix joins the context unless it is a resource-only `set_option`
+            let resource = keyword == "set_option"
+                && toks
+                    .get(i + 1)
+                    .is_some_and(|o| is_resource_option(&o.name()));
+            pending_prefixes.push((text.clone(), !resource));
+        }
         commands.push(Command {
             keyword,
             modifiers,
@@ -635,118 +731,31 @@ pub fn parse(src: &str) -> SourceFile {
             prefixes,
             tokens: r.clone(),
             keyword_token: abs_kw,
+            is_prefix,
         });
     }
     SourceFile {
         tokens,
         commands,
         imports,
+        diagnostics,
+        declared,
     }
+}
+
+/// Command keywords a set of files declares (`syntax`/`macro`/`elab … : command` leading
+/// atoms), for [`parse_with`].
+pub fn declared_command_keywords<'a>(
+    files: impl IntoIterator<Item = &'a SourceFile>,
+) -> BTreeSet<String> {
+    files
+        .into_iter()
+        .flat_map(|f| f.declared.iter())
+        .filter(|d| d.category == "command" && !d.trailing)
+        .filter_map(|d| d.leading.clone())
+        .map(|k| k.trim_end_matches('%').to_string())
+        .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_commands_and_tracks_namespaces() {
-        let src = "import Mathlib\nopen Nat\n\nnamespace A.B\n\ntheorem foo (n : ℕ) : n = n := by\n  open Classical in\n  rfl\n\n/-- doc -/\n@[simp] private lemma bar : True := trivial\nend A.B\n\nexample : 1 = 1 := rfl\n";
-        let f = parse(src);
-        let kws: Vec<&str> = f.commands.iter().map(|c| c.keyword.as_str()).collect();
-        assert_eq!(
-            kws,
-            vec![
-                "import",
-                "open",
-                "namespace",
-                "theorem",
-                "lemma",
-                "end",
-                "example"
-            ]
-        );
-        assert_eq!(f.imports, vec!["Mathlib"]);
-        let foo = &f.commands[3];
-        assert_eq!(foo.full_name.as_deref(), Some("A.B.foo"));
-        assert_eq!(foo.signature.as_deref(), Some("( n : ℕ ) : n = n"));
-        assert_eq!((foo.line, foo.col), (6, 8));
-        assert_eq!(foo.context, vec!["namespace A.B", "open Nat"]);
-        let bar = &f.commands[4];
-        assert_eq!(bar.full_name.as_deref(), Some("A.B.bar"));
-        assert_eq!(bar.visibility(), "private");
-        assert_eq!(bar.attributes, vec!["simp"]);
-        let ex = &f.commands[6];
-        assert_eq!(ex.full_name, None);
-        assert_eq!(ex.signature.as_deref(), Some(": 1 = 1"));
-        assert_eq!(ex.context, vec!["namespace ", "open Nat"]);
-    }
-
-    #[test]
-    fn open_in_prefix_joins_the_context_and_sections_scope_variables() {
-        let src = "section\nvariable (x : Nat)\ntheorem a : x = x := rfl\nend\nopen Foo in\ntheorem b : True := trivial\nset_option maxHeartbeats 400000 in\ntheorem c : True := trivial\n";
-        let f = parse(src);
-        let a = f
-            .commands
-            .iter()
-            .find(|c| c.name.as_deref() == Some("a"))
-            .expect("a");
-        assert_eq!(a.context, vec!["namespace ", "variable ( x : Nat )"]);
-        let b = f
-            .commands
-            .iter()
-            .find(|c| c.name.as_deref() == Some("b"))
-            .expect("b");
-        assert_eq!(b.context, vec!["namespace ", "open Foo in"]);
-        let c = f
-            .commands
-            .iter()
-            .find(|c| c.name.as_deref() == Some("c"))
-            .expect("c");
-        assert_eq!(c.context, vec!["namespace "]);
-        assert_eq!(c.prefixes, vec!["set_option maxHeartbeats 400000 in"]);
-    }
-
-    #[test]
-    fn let_in_statement_and_root_names() {
-        let f = parse("namespace N\ntheorem _root_.t : let x := 1; x = 1 := rfl\nend N");
-        let t = &f.commands[1];
-        assert_eq!(t.full_name.as_deref(), Some("t"));
-        assert_eq!(t.signature.as_deref(), Some(": let x := 1 ; x = 1"));
-    }
-
-    #[test]
-    fn body_sorry_and_equations() {
-        let f =
-            parse("def f : Nat → Nat\n  | 0 => sorry\n  | n + 1 => n\ndef g : |x| = 1 := sorry");
-        assert_eq!(f.commands[0].signature.as_deref(), Some(": Nat → Nat"));
-        assert!(f.commands[0].body_has_sorry);
-        assert_eq!(f.commands[1].signature.as_deref(), Some(": | x | = 1"));
-    }
-
-    #[test]
-    fn commands_mid_line_are_split_with_their_prefixes() {
-        let f = parse("lemma h : True := trivial private axiom bad : False\nlemma g : True := trivial open Foo in theorem t : False := bad\nclass inductive C | a\nlemma k : True := trivial @[implemented_by x] def y := 1");
-        let kws: Vec<&str> = f.commands.iter().map(|c| c.keyword.as_str()).collect();
-        assert_eq!(
-            kws,
-            vec!["lemma", "axiom", "lemma", "theorem", "class", "lemma", "def"]
-        );
-        assert_eq!(f.commands[1].modifiers, vec!["private"]);
-        assert_eq!(f.commands[3].context, vec!["namespace ", "open Foo in"]);
-        assert_eq!(f.commands[6].attributes, vec!["implemented_by", "x"]);
-        let f = parse("lemma h : True := trivial open Real\ntheorem t : π > 3 := sorry\nlemma u : True := by open Classical in exact trivial");
-        assert_eq!(f.commands[1].keyword, "open");
-        assert_eq!(f.commands[2].context, vec!["namespace ", "open Real"]);
-        assert_eq!(
-            f.commands.len(),
-            4,
-            "`open … in` inside a proof stays a tactic"
-        );
-    }
-
-    #[test]
-    fn column_zero_keyword_resets_unbalanced_brackets() {
-        let f = parse("theorem a : True := (by trivial\naxiom bad : False\n");
-        assert!(f.commands.iter().any(|c| c.keyword == "axiom"));
-    }
-}
+mod tests;

@@ -28,11 +28,14 @@ use crate::error::ModalError;
 use crate::router::{RouterClient, Stdio, STDIN_CHUNK};
 use crate::unpack::{pack, prune, unpack_safe, ChannelReader, ChannelWriter};
 
-/// Pin labels read from a Modal image's environment.
-pub const PIN_ENV: [(&str, &str); 3] = [
+/// Pin labels read from a Modal image's environment (the same pairs as
+/// `atp_image::PIN_ENV_LABELS`, which this crate cannot name; a test in atp-cli compares them).
+pub const PIN_ENV: [(&str, &str); 5] = [
     ("ATP_LEAN_TOOLCHAIN", "atp.lean-toolchain"),
     ("ATP_MATHLIB_REV", "atp.mathlib-rev"),
     ("ATP_SPEC_HASH", "atp.spec-hash"),
+    ("ATP_LOCK_HASH", "atp.lock-hash"),
+    ("ATP_TOOLS", "atp.tools"),
 ];
 
 /// How the Modal backend creates sandboxes.

@@ -39,7 +39,8 @@ pub use prover::{
     ProgressEvent, ProgressSink, Prover, ProverInfo, ProverKind, SandboxRequest,
 };
 pub use result::{
-    secs, Durations, ErrorInfo, ImageRecord, ProofResult, ProverRecord, Status, RESULT_SCHEMA,
+    secs, Durations, ErrorInfo, ImageRecord, ProofResult, Provenance, ProverRecord, Status,
+    RESULT_SCHEMA,
 };
 pub use run::{run_logged, RunEnd, RunReport};
 pub use task::ProofTask;

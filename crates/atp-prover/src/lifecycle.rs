@@ -94,6 +94,9 @@ pub struct ProveOptions {
     pub prices: PriceTable,
     pub cancel: CancellationToken,
     pub progress: ProgressSink,
+    /// The caller's description of the run (e.g. the CLI's arguments, no secrets), recorded in
+    /// `provenance.invocation` for reruns.
+    pub invocation: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for ProveOptions {
@@ -118,6 +121,7 @@ impl Default for ProveOptions {
             prices: PriceTable::builtin(),
             cancel: CancellationToken::new(),
             progress: no_progress(),
+            invocation: None,
         }
     }
 }
@@ -175,9 +179,8 @@ pub async fn prove(
             id: (!image.id.is_empty()).then(|| image.id.clone()),
             pins: Some(pins),
         });
-        if let Ok(h) = task.content_hash() {
-            result.metadata.insert("task_hash".into(), h.into());
-        }
+        result.provenance.task_hash = task.content_hash().ok();
+        result.provenance.invocation = opts.invocation.clone();
         let cx = Phases {
             task,
             original: &original,
@@ -514,6 +517,9 @@ impl Phases<'_> {
             result
                 .metadata
                 .insert("model_reported".into(), m.clone().into());
+        }
+        if let Some(v) = gen.metadata.get("agent_version").and_then(|v| v.as_str()) {
+            result.provenance.agent_version = Some(v.to_string());
         }
         result.metadata.insert(
             "generation_outcome".into(),

@@ -107,6 +107,39 @@ pub struct ImageRecord {
     pub pins: Option<ImagePins>,
 }
 
+/// What ran, for whoever reruns or publishes the result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// atp's version.
+    pub atp_version: String,
+    /// The git commit atp was built from (`-dirty` with local changes), when built from a
+    /// checkout.
+    pub atp_commit: Option<String>,
+    /// `linux`, `macos`, …
+    pub host_os: String,
+    /// `x86_64`, `aarch64`, …
+    pub host_arch: String,
+    /// sha256 of the task's sources, lakefile, toolchain and manifest.
+    pub task_hash: Option<String>,
+    /// The prover's own program as the sandbox reports it (e.g. `claude --version`).
+    pub agent_version: Option<String>,
+    /// The command line that produced the run (no secrets), for `atp rerun`.
+    pub invocation: Option<serde_json::Value>,
+}
+
+impl Provenance {
+    /// This build of atp on this host.
+    pub fn here() -> Self {
+        Provenance {
+            atp_version: env!("CARGO_PKG_VERSION").into(),
+            atp_commit: option_env!("ATP_GIT_COMMIT").map(str::to_string),
+            host_os: std::env::consts::OS.into(),
+            host_arch: std::env::consts::ARCH.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// The outcome of proving (or only verifying) a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProofResult {
@@ -132,6 +165,9 @@ pub struct ProofResult {
     pub metadata: BTreeMap<String, serde_json::Value>,
     pub error: Option<ErrorInfo>,
     pub atp_version: String,
+    /// What ran (atp's build, the host, the task's hash, the prover's program, the invocation).
+    #[serde(default)]
+    pub provenance: Provenance,
 }
 
 impl ProofResult {
@@ -154,6 +190,7 @@ impl ProofResult {
             metadata: BTreeMap::new(),
             error: None,
             atp_version: env!("CARGO_PKG_VERSION").into(),
+            provenance: Provenance::here(),
         }
     }
 

@@ -61,7 +61,13 @@ impl Transcript {
     }
 
     /// Append an entry (clipped; counted as dropped past [`MAX_ENTRIES`]).
-    pub fn push(&mut self, kind: EntryKind, text: impl Into<String>, tool: Option<String>, is_error: bool) {
+    pub fn push(
+        &mut self,
+        kind: EntryKind,
+        text: impl Into<String>,
+        tool: Option<String>,
+        is_error: bool,
+    ) {
         if self.entries.len() >= MAX_ENTRIES {
             self.dropped += 1;
             return;
@@ -92,7 +98,12 @@ mod tests {
     #[test]
     fn entries_are_clipped_and_capped() {
         let mut t = Transcript::new("test");
-        t.push(EntryKind::Assistant, "x".repeat(ENTRY_MAX_CHARS + 5), None, false);
+        t.push(
+            EntryKind::Assistant,
+            "x".repeat(ENTRY_MAX_CHARS + 5),
+            None,
+            false,
+        );
         assert!(t.entries[0].text.ends_with("… [5 more characters]"));
         for _ in 0..MAX_ENTRIES + 3 {
             t.push(EntryKind::ToolResult, "ok", Some("Bash".into()), false);

@@ -185,6 +185,16 @@ impl Prover for TacticsProver {
             }
         }
         let total: usize = files.iter().map(|f| f.sites.len()).sum();
+        let lake_version = match session
+            .exec_wait(
+                "lake --version",
+                ExecOptions::with_timeout(Duration::from_secs(60)),
+            )
+            .await
+        {
+            Ok(r) if r.success() => r.stdout.lines().next().map(|l| l.trim().to_string()),
+            _ => None,
+        };
         let mut outcome = GenOutcome::Finished;
         let mut compiles = 0u64;
         'rounds: for tactic in &self.portfolio {
@@ -299,6 +309,9 @@ impl Prover for TacticsProver {
             }
             .into(),
         );
+        if let Some(v) = lake_version {
+            g.metadata.insert("agent_version".into(), json!(v));
+        }
         g.metadata.insert("sorries".into(), json!(total));
         g.metadata.insert("closed".into(), json!(solved));
         g.metadata.insert("compiles".into(), json!(compiles));

@@ -125,7 +125,10 @@ pub async fn count_created(run: &str, since_unix: i64) -> usize {
         ("event", vec!["create".to_string()]),
         (
             "label",
-            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_RUN_ID}={run}")],
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{LABEL_RUN_ID}={run}"),
+            ],
         ),
     ]);
     let opts = bollard::query_parameters::EventsOptionsBuilder::new()

@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Violation, ViolationKind};
 use atp_lean::lexer::{is_sorry_token, TokenKind};
-use atp_lean::source::{parse, Command, SourceFile};
+use atp_lean::source::{
+    attribute_command_names, declared_command_keywords, parse, parse_with, Command, SourceFile,
+};
 
 /// The axioms a clean Mathlib proof may depend on.
 pub const STANDARD_AXIOMS: &[&str] = &["propext", "Classical.choice", "Quot.sound"];
@@ -92,6 +94,33 @@ impl VerifyPolicy {
     }
 }
 
+/// Name prefix reserved for the verifier's own constants (renamed examples).
+pub const RESERVED_PREFIX: &str = "_atp_";
+
+/// Whether attribute `a` registers code that runs during elaboration.
+fn is_meta_attribute(a: &str) -> bool {
+    let a = a.strip_prefix("builtin_").unwrap_or(a);
+    matches!(
+        a,
+        "macro"
+            | "tactic"
+            | "init"
+            | "simproc"
+            | "dsimproc"
+            | "sevalproc"
+            | "simprocs"
+            | "norm_num"
+            | "positivity"
+            | "delab"
+            | "app_delab"
+            | "command_code_action"
+            | "env_linter"
+            | "run_builtin_parser_attribute_hooks"
+    ) || a.ends_with("_elab")
+        || a.ends_with("_parser")
+        || a.ends_with("_elab_rules")
+}
+
 /// Module name of a project-relative path (`A/B.lean` → `A.B`).
 pub fn module_name(rel: &str) -> String {
     rel.trim_end_matches(".lean").replace(['/', '\\'], ".")
@@ -130,9 +159,37 @@ const NATIVE_LAST: &[&str] = &[
     "trustCompiler",
 ];
 
-/// Parse every file of a project (`rel path → source`).
+/// Parse every file of a project (`rel path → source`) with the built-in command keywords.
 pub fn parse_all(files: &BTreeMap<String, String>) -> BTreeMap<String, SourceFile> {
     files.iter().map(|(k, v)| (k.clone(), parse(v))).collect()
+}
+
+/// Parse candidate and original together: the command keywords either declares (`syntax`/
+/// `macro`/`elab … : command`) start commands in both (a second pass with them).
+pub fn parse_projects(
+    candidate: &BTreeMap<String, String>,
+    original: Option<&BTreeMap<String, String>>,
+) -> (
+    BTreeMap<String, SourceFile>,
+    Option<BTreeMap<String, SourceFile>>,
+) {
+    let first_c = parse_all(candidate);
+    let first_o = original.map(parse_all);
+    let extra = declared_command_keywords(
+        first_c
+            .values()
+            .chain(first_o.iter().flat_map(|o| o.values())),
+    );
+    if extra.is_empty() {
+        return (first_c, first_o);
+    }
+    let again = |files: &BTreeMap<String, String>| -> BTreeMap<String, SourceFile> {
+        files
+            .iter()
+            .map(|(k, v)| (k.clone(), parse_with(v, &extra)))
+            .collect()
+    };
+    (again(candidate), original.map(again))
 }
 
 fn strip_noncomputable(text: &str) -> String {
@@ -160,27 +217,110 @@ pub fn red_flags(
         .flat_map(|o| o.values())
         .flat_map(|f| f.commands.iter().map(|c| strip_noncomputable(&c.text)))
         .collect();
+    let original_has = |kw: &str| {
+        original
+            .into_iter()
+            .flat_map(|o| o.values())
+            .any(|f| f.commands.iter().any(|c| c.keyword == kw))
+    };
+    let mut declared_at: BTreeMap<String, String> = BTreeMap::new();
+    let declared = declared_command_keywords(
+        candidate
+            .values()
+            .chain(original.into_iter().flat_map(|o| o.values())),
+    );
     for (rel, file) in candidate {
         let mut push = |kind: ViolationKind, line: usize, decl: Option<String>, msg: String| {
             if !policy.allows(kind) {
                 out.push(Violation::source(kind, rel, Some(line), decl, msg));
             }
         };
+        // a project file named like a module of a trusted library would stand in for it
+        let module = module_name(rel);
+        let root = module.split('.').next().unwrap_or("");
+        if TRUSTED_IMPORT_ROOTS.contains(&root)
+            || policy.trusted_import_roots.iter().any(|r| r == root)
+        {
+            push(
+                ViolationKind::UnknownImport,
+                1,
+                None,
+                format!(
+                    "`{rel}` would be the module `{module}` of a trusted library; rename the file"
+                ),
+            );
+        }
+        // where atp's reading of the file may not be Lean's: refuse rather than guess
+        for d in &file.diagnostics {
+            push(
+                ViolationKind::SourceUnclear,
+                d.line,
+                None,
+                format!("{} (at {}:{})", d.message, d.line, d.col),
+            );
+        }
+        for c in &file.commands {
+            if c.keyword.starts_with('#')
+                && !atp_lean::keywords::command_keywords().contains(&c.keyword)
+                && !declared.contains(&c.keyword)
+            {
+                push(
+                    ViolationKind::SourceUnclear,
+                    c.line,
+                    None,
+                    format!("`{}` is not a command of Lean, Batteries or Mathlib that atp knows; remove it", c.keyword),
+                );
+            }
+            let header = match c.keyword.as_str() {
+                "prelude" => Some(
+                    "`prelude` drops Lean's core library, so the file can redefine `Nat`, `Eq`, …                      under their usual names",
+                ),
+                "module" if !original_has("module") => Some(
+                    "a `module` header the original does not have changes which declarations                      and proofs are visible",
+                ),
+                _ => None,
+            };
+            if let Some(why) = header {
+                push(ViolationKind::UnsafeHeader, c.line, None, why.to_string());
+            }
+            if let Some(full) = &c.full_name {
+                if full.split('.').any(|p| p.starts_with(RESERVED_PREFIX)) {
+                    push(
+                        ViolationKind::DuplicateDeclaration,
+                        c.line,
+                        Some(full.clone()),
+                        format!("`{full}`: names starting with `{RESERVED_PREFIX}` are reserved for atp's verifier; rename it"),
+                    );
+                }
+                if let Some(prev) = declared_at.insert(full.clone(), format!("{rel}:{}", c.line)) {
+                    push(
+                        ViolationKind::DuplicateDeclaration,
+                        c.line,
+                        Some(full.clone()),
+                        format!("`{full}` is declared twice (first at {prev}); atp checks one copy while Lean elaborates the other — remove the duplicate"),
+                    );
+                }
+            }
+        }
         // imports
         for c in file.commands.iter().filter(|c| c.keyword == "import") {
             for t in &file.tokens[c.tokens.clone()] {
                 if t.kind != TokenKind::Ident || t.is("import") {
                     continue;
                 }
-                let root = t.text.split('.').next().unwrap_or("");
-                let trusted = TRUSTED_IMPORT_ROOTS.contains(&root)
-                    || policy.trusted_import_roots.iter().any(|r| r == root);
-                if !trusted && !project_modules.contains(&t.text) {
+                if t.is("public") || t.is("meta") || t.is("all") {
+                    continue;
+                }
+                let name = t.name();
+                let root = t.components().first().cloned().unwrap_or_default();
+                let trusted = TRUSTED_IMPORT_ROOTS.contains(&root.as_str())
+                    || policy.trusted_import_roots.contains(&root);
+                if !trusted && !project_modules.contains(&name) {
                     push(
                         ViolationKind::UnknownImport,
                         t.line,
                         None,
-                        format!("imports `{}`, which is neither a file of the project nor a trusted library", t.text),
+                        format!("imports `{name}`, which is neither a file of the project nor a trusted library"),
                     );
                 }
             }
@@ -257,9 +397,9 @@ pub fn red_flags(
             }
             if c.keyword == "attribute" && !in_original {
                 let toks = &file.tokens[c.tokens.clone()];
-                if toks
+                if attribute_command_names(toks)
                     .iter()
-                    .any(|t| t.is("instance") || t.is("default_instance"))
+                    .any(|a| a == "instance" || a == "default_instance")
                 {
                     push(
                         ViolationKind::NewInstance,
@@ -274,18 +414,27 @@ pub fn red_flags(
                 c.attributes.iter().map(|a| (a.clone(), c.line)).collect();
             if c.keyword == "attribute" {
                 let toks = &file.tokens[c.tokens.clone()];
-                let mut inside = false;
-                for t in toks {
-                    if t.is_sym("[") {
-                        inside = true;
-                    } else if t.is_sym("]") {
-                        inside = false;
-                    } else if inside && t.kind == TokenKind::Ident {
-                        attrs.push((t.text.clone(), t.line));
-                    }
-                }
+                attrs.extend(
+                    attribute_command_names(toks)
+                        .into_iter()
+                        .map(|a| (a, c.line)),
+                );
             }
             for (a, line) in attrs {
+                if is_meta_attribute(&a) && !in_original {
+                    let kind = if a == "init" || a == "builtin_init" {
+                        ViolationKind::InitHook
+                    } else {
+                        ViolationKind::Metaprogramming
+                    };
+                    push(
+                        kind,
+                        line,
+                        decl.clone(),
+                        format!("@[{a}] registers code that runs during elaboration (a macro, elaborator, tactic, parser or extension)"),
+                    );
+                    continue;
+                }
                 let (kind, what) = match a.as_str() {
                     "implemented_by" => (
                         ViolationKind::ImplementedBy,
@@ -336,14 +485,15 @@ pub fn red_flags(
                     "`#exit` stops Lean before the rest of the file is checked".into(),
                 );
             }
-            if t.kind == TokenKind::Ident && t.text == "set_option" {
+            if t.is("set_option") {
                 if let Some(opt) = toks.get(i + 1) {
-                    if opt.text.starts_with("debug.") {
+                    let name = opt.name();
+                    if name == "debug" || name.starts_with("debug.") {
                         push(
                             ViolationKind::DebugOption,
                             t.line,
                             decl.clone(),
-                            format!("`set_option {}` changes what Lean checks", opt.text),
+                            format!("`set_option {name}` changes what Lean checks"),
                         );
                     }
                 }
@@ -352,6 +502,7 @@ pub fn red_flags(
                 continue;
             }
             let last = t.last_component();
+            let last = last.as_str();
             if t.text == "unsafe" || last.starts_with("unsafe") {
                 push(
                     ViolationKind::Unsafe,
@@ -370,7 +521,9 @@ pub fn red_flags(
                     ),
                 );
             } else if NATIVE_LAST.contains(&last)
-                || (t.text == "native" && i > 0 && toks[i - 1].is_sym("+"))
+                || (last == "native"
+                    && (i > 0 && toks[i - 1].is_sym("+")
+                        || toks.get(i + 1).is_some_and(|n| n.is_sym(":="))))
             {
                 push(
                     ViolationKind::NativeDecide,
@@ -611,10 +764,10 @@ pub fn statement_check(
                     for t in atp_lean::lexer::tokenize(sig) {
                         if t.kind == TokenKind::Ident {
                             statement_idents
-                                .entry(t.last_component().to_string())
+                                .entry(t.last_component())
                                 .or_insert_with(|| label.clone());
                             statement_idents
-                                .entry(t.text.clone())
+                                .entry(t.name())
                                 .or_insert_with(|| label.clone());
                         }
                     }
@@ -669,8 +822,7 @@ pub fn source_checks(
     original: Option<&BTreeMap<String, String>>,
     policy: &VerifyPolicy,
 ) -> Vec<Violation> {
-    let cand = parse_all(candidate);
-    let orig = original.map(parse_all);
+    let (cand, orig) = parse_projects(candidate, original);
     let mut v = Vec::new();
     if let Some(o) = &orig {
         v.extend(statement_check(&cand, o));

@@ -3,8 +3,7 @@
 //! Pure functions over text. Every variant the reference lists is accepted: messages
 //! `<path>:<line>:<col>: <severity>: <text>` with continuation lines, Lake's
 //! `<severity>: <path>:<line>:<col>: <text>`, sorry warnings with straight quotes or backticks,
-//! `#print axioms` lines (wrapped lists, names containing `'`), and the verifier's own per-file
-//! markers.
+//! and Lake's build progress lines.
 
 /// Message severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -138,98 +137,6 @@ pub fn parse_messages(output: &str) -> Vec<Message> {
     out
 }
 
-/// What one axioms line says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AxiomReport {
-    /// Fully qualified declaration name.
-    pub decl: String,
-    /// Sorted as printed; empty for "does not depend on any axioms".
-    pub axioms: Vec<String>,
-}
-
-/// Parse `'NAME' depends on axioms: [A, B]` (list possibly wrapped) or
-/// `'NAME' does not depend on any axioms`. NAME may contain `'`: the name ends at the LAST
-/// `' depends on` / `' does not depend`.
-pub fn parse_axioms_text(text: &str) -> Option<AxiomReport> {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let t = flat.trim();
-    // `#guard_msgs` docstrings write the same message as `/-- info: … -/`
-    let t = t.strip_prefix("/--").map(str::trim).unwrap_or(t);
-    let t = t.strip_suffix("-/").map(str::trim).unwrap_or(t);
-    let t = t.strip_prefix("info: ").unwrap_or(t);
-    let body = t.strip_prefix('\'')?;
-    if let Some(i) = body.rfind("' depends on axioms: [") {
-        let decl = body[..i].to_string();
-        let list = &body[i + "' depends on axioms: [".len()..];
-        let list = &list[..list.rfind(']')?];
-        let axioms = list
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        return Some(AxiomReport { decl, axioms });
-    }
-    if let Some(i) = body.rfind("' does not depend on any axioms") {
-        return Some(AxiomReport {
-            decl: body[..i].to_string(),
-            axioms: vec![],
-        });
-    }
-    None
-}
-
-/// The verifier's per-file block: the output between `=== ATP FILE <nonce> <rel> ===` and
-/// `=== ATP EXIT <nonce> <rel> <code> ===`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileBlock {
-    pub rel: String,
-    pub output: String,
-    /// `None` when the end marker never came (the run was cut short).
-    pub exit_code: Option<i64>,
-}
-
-/// Start marker line for `rel`.
-pub fn file_marker(nonce: &str, rel: &str) -> String {
-    format!("=== ATP FILE {nonce} {rel} ===")
-}
-
-/// Split the verifier script's stdout into per-file blocks. Lines outside blocks are ignored;
-/// markers carrying another nonce are ordinary output (a candidate cannot forge them).
-pub fn split_blocks(stdout: &str, nonce: &str) -> Vec<FileBlock> {
-    let start = format!("=== ATP FILE {nonce} ");
-    let end = format!("=== ATP EXIT {nonce} ");
-    let mut out: Vec<FileBlock> = Vec::new();
-    let mut cur: Option<FileBlock> = None;
-    for line in stdout.lines() {
-        if let Some(rest) = line
-            .strip_prefix(&start)
-            .and_then(|r| r.strip_suffix(" ==="))
-        {
-            if let Some(b) = cur.take() {
-                out.push(b);
-            }
-            cur = Some(FileBlock {
-                rel: rest.to_string(),
-                output: String::new(),
-                exit_code: None,
-            });
-        } else if let Some(rest) = line.strip_prefix(&end).and_then(|r| r.strip_suffix(" ===")) {
-            if let Some(mut b) = cur.take() {
-                let code = rest.rsplit(' ').next().and_then(|c| c.parse().ok());
-                b.exit_code = code;
-                out.push(b);
-            }
-        } else if let Some(b) = cur.as_mut() {
-            b.output.push_str(line);
-            b.output.push('\n');
-        }
-    }
-    if let Some(b) = cur {
-        out.push(b);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,9 +154,7 @@ mod tests {
         assert_eq!(m[1].severity, Severity::Error);
         assert_eq!(m[1].text, "unsolved goals\nx : ℕ\n⊢ x = x");
         assert_eq!(m[2].severity, Severity::Info);
-        let a = parse_axioms_text(&m[2].text).expect("axioms");
-        assert_eq!(a.decl, "demo_thm");
-        assert_eq!(a.axioms, vec!["propext", "Classical.choice", "Quot.sound"]);
+        assert!(m[2].text.starts_with("'demo_thm' depends on axioms"));
     }
 
     #[test]
@@ -268,47 +173,5 @@ mod tests {
         assert!(m[0].is_sorry_warning());
         assert_eq!(m[1].severity, Severity::Error);
         assert_eq!(m[1].text, "unknown identifier 'x'");
-    }
-
-    #[test]
-    fn axioms_wrapped_primes_and_none() {
-        let a =
-            parse_axioms_text("'Scope.fromBytes'_append' depends on axioms: [propext]").expect("a");
-        assert_eq!(a.decl, "Scope.fromBytes'_append");
-        assert_eq!(a.axioms, vec!["propext"]);
-        let wrapped = "'Big.thm' depends on axioms: [propext,\n  sorryAx,\n  Classical.choice,\n  Lean.ofReduceBool,\n  Quot.sound]";
-        let m = parse_messages(&format!("F.lean:9:0: info: {wrapped}\n"));
-        let a = parse_axioms_text(&m[0].text).expect("wrapped");
-        assert_eq!(
-            a.axioms,
-            vec![
-                "propext",
-                "sorryAx",
-                "Classical.choice",
-                "Lean.ofReduceBool",
-                "Quot.sound"
-            ]
-        );
-        let n = parse_axioms_text("'x' does not depend on any axioms").expect("none");
-        assert_eq!((n.decl.as_str(), n.axioms.len()), ("x", 0));
-        let q = parse_axioms_text("'it's' depends on axioms: [my_ax]").expect("q");
-        assert_eq!(q.decl, "it's");
-        assert!(parse_axioms_text("declaration uses 'sorry'").is_none());
-        let g = parse_axioms_text("/-- info: 'demo' depends on axioms: [propext,\n Quot.sound] -/")
-            .expect("guard_msgs");
-        assert_eq!((g.decl.as_str(), g.axioms.len()), ("demo", 2));
-    }
-
-    #[test]
-    fn blocks_need_the_nonce() {
-        let out = "noise\n=== ATP FILE n1 A.lean ===\nA.lean:1:0: error: x\n=== ATP EXIT forged A.lean 0 ===\n=== ATP EXIT n1 A.lean 1 ===\n=== ATP FILE n1 B/C.lean ===\npartial\n";
-        let b = split_blocks(out, "n1");
-        assert_eq!(b.len(), 2);
-        assert_eq!(b[0].rel, "A.lean");
-        assert_eq!(b[0].exit_code, Some(1));
-        assert!(b[0].output.contains("forged"));
-        assert_eq!(b[1].rel, "B/C.lean");
-        assert_eq!(b[1].exit_code, None);
-        assert_eq!(b[1].output, "partial\n");
     }
 }

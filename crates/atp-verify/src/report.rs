@@ -15,8 +15,11 @@ pub enum ViolationKind {
     CompileError,
     /// The axiom probe found an axiom outside `propext`, `Classical.choice`, `Quot.sound`.
     NonStandardAxiom,
-    /// The axiom probe did not report for a file (cut short, e.g. by `#exit`).
-    ProbeMissing,
+    /// The checker reported nothing for a file's declarations (no `.olean`: the file did not
+    /// compile, or stopped early, e.g. at `#exit`).
+    NotChecked,
+    /// The checker's kernel replay refused a declaration of the candidate.
+    KernelRejected,
     /// A theorem/example/definition of the original is missing from the candidate.
     StatementMissing,
     /// A statement (or a non-proof declaration) differs from the original.
@@ -56,6 +59,14 @@ pub enum ViolationKind {
     /// A symbolic link, special file or oversized file in the candidate's workdir (never read;
     /// moved aside).
     UnsafeFile,
+    /// A place where atp's reading of the source may differ from Lean's (an ambiguous string,
+    /// a command syntax without a leading keyword, tokens outside any command): refused rather
+    /// than guessed.
+    SourceUnclear,
+    /// `prelude`, or a `module` header the original does not have.
+    UnsafeHeader,
+    /// A declaration name that appears twice, or one reserved for the verifier.
+    DuplicateDeclaration,
     /// A definition hole (`:= sorry` in the original) filled with a value Lean proved different
     /// from the official answer of the answer key.
     WrongAnswer,
@@ -68,7 +79,8 @@ impl ViolationKind {
             ViolationKind::Sorry => "sorry",
             ViolationKind::CompileError => "compile_error",
             ViolationKind::NonStandardAxiom => "non_standard_axiom",
-            ViolationKind::ProbeMissing => "probe_missing",
+            ViolationKind::NotChecked => "not_checked",
+            ViolationKind::KernelRejected => "kernel_rejected",
             ViolationKind::StatementMissing => "statement_missing",
             ViolationKind::StatementChanged => "statement_changed",
             ViolationKind::ContextChanged => "context_changed",
@@ -88,6 +100,9 @@ impl ViolationKind {
             ViolationKind::UnknownImport => "unknown_import",
             ViolationKind::Timeout => "timeout",
             ViolationKind::UnsafeFile => "unsafe_file",
+            ViolationKind::SourceUnclear => "source_unclear",
+            ViolationKind::UnsafeHeader => "unsafe_header",
+            ViolationKind::DuplicateDeclaration => "duplicate_declaration",
             ViolationKind::WrongAnswer => "wrong_answer",
         }
     }
@@ -98,7 +113,8 @@ impl ViolationKind {
             self,
             ViolationKind::CompileError
                 | ViolationKind::NonStandardAxiom
-                | ViolationKind::ProbeMissing
+                | ViolationKind::NotChecked
+                | ViolationKind::KernelRejected
                 | ViolationKind::Timeout
                 | ViolationKind::WrongAnswer
         )

@@ -6,27 +6,15 @@ use atp_verify::corpus;
 
 #[test]
 fn corpus_source_checks() {
-    let Ok(dir) = std::env::var("ATP_EXPLOIT_CORPUS") else {
-        {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED corpus_source_checks: set ATP_EXPLOIT_CORPUS to the exploit corpus directory\n");
-        }
+    let Some(path) = crate::common::corpus_dir() else {
+        atp_test_support::skip(
+            "corpus_source_checks",
+            "set ATP_EXPLOIT_CORPUS to the exploit corpus directory",
+        );
         return;
     };
-    // A relative path is taken from the workspace root (how `.ci/run` sets it) unless it
-    // exists relative to the current directory.
-    let mut path = std::path::PathBuf::from(&dir);
-    if path.is_relative() && !path.exists() {
-        path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(&dir);
-    }
-    let cases = corpus::load(&path).unwrap_or_else(|e| {
-        panic!(
-            "ATP_EXPLOIT_CORPUS={dir}: cannot read {}: {e}",
-            path.display()
-        )
-    });
+    let cases = corpus::load(&path)
+        .unwrap_or_else(|e| panic!("cannot read the corpus at {}: {e}", path.display()));
     assert!(
         cases.len() >= 50,
         "expected the full corpus, found {}",

@@ -1,7 +1,6 @@
 //! The verifier over the Modal backend, against the in-process fake Modal (sandboxes are local
 //! containers of atp-test:latest with the stand-in `lake`). Skips loudly without an engine.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,31 +9,20 @@ use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
 use atp_modal_fake::{FakeModal, FakeOptions};
 use atp_verify::{Verifier, VerifyOptions, ViolationKind};
 
-fn fixture_copy(name: &str, into: &Path) -> LeanProject {
-    let src: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name);
-    let dest = into.join(name);
-    std::fs::create_dir_all(&dest).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("fixture") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), dest.join(e.file_name())).expect("copy");
-    }
-    LeanProject::open(dest).expect("opens")
-}
-
 #[tokio::test]
 async fn verifies_through_modal_sandboxes() {
-    let fake = match FakeModal::start(FakeOptions::default()).await {
+    let fake = match FakeModal::start(FakeOptions {
+        docker_image: atp_test_support::test_image(),
+        ..FakeOptions::default()
+    })
+    .await
+    {
         Ok(f) => f,
         Err(e) => {
-            if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
-            }
-            {
-                use std::io::Write as _;
-                let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED verifies_through_modal_sandboxes: no Docker engine / test image: {e}\n");
-            }
+            atp_test_support::skip(
+                "verifies_through_modal_sandboxes",
+                &format!("no Docker engine / test image for the fake Modal: {e}"),
+            );
             return;
         }
     };
@@ -53,11 +41,9 @@ async fn verifies_through_modal_sandboxes() {
         ..Default::default()
     });
     let tmp = tempfile::tempdir().expect("tmp");
-    let original =
-        LeanProject::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/original"))
-            .expect("original");
+    let original = LeanProject::open(atp_test_support::fixture("original")).expect("original");
 
-    let clean = fixture_copy("clean", tmp.path());
+    let clean = crate::common::copy_fixture("clean", tmp.path());
     let v = verifier
         .verify(&clean, Some(&original))
         .await
@@ -68,7 +54,7 @@ async fn verifies_through_modal_sandboxes() {
         3
     );
 
-    let bad = fixture_copy("sorry_example", tmp.path());
+    let bad = crate::common::copy_fixture("sorry_example", tmp.path());
     let v = verifier
         .verify(&bad, Some(&original))
         .await
@@ -81,8 +67,8 @@ async fn verifies_through_modal_sandboxes() {
         .any(|x| x.kind == ViolationKind::Sorry && x.from_lean));
 
     let sandboxes = fake.sandboxes();
-    // two verifications (the backend may also open one to read the image pins)
-    assert!(sandboxes.len() >= 2, "{}", sandboxes.len());
+    // two verifications of two sandboxes each, and the self-test's canaries
+    assert!(sandboxes.len() >= 4, "{}", sandboxes.len());
     assert!(
         sandboxes.iter().all(|s| s.terminated),
         "every Modal sandbox was terminated"

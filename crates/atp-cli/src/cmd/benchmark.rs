@@ -157,7 +157,13 @@ impl Config {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let rel = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let rel = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
         c.answers = c.answers.as_ref().map(rel);
         for p in &mut c.provers {
             p.skills = p.skills.iter().map(rel).collect();
@@ -311,7 +317,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let generation_timeout = minutes(args.timeout.or(config.timeout).unwrap_or(30.0), "--timeout")?;
     let verify_timeout = minutes(
-        args.verify_timeout.or(config.verify_timeout).unwrap_or(10.0),
+        args.verify_timeout
+            .or(config.verify_timeout)
+            .unwrap_or(10.0),
         "--verify-timeout",
     )?;
     let prices = match &args.prices {
@@ -519,9 +527,7 @@ impl State {
                     self.overall = Some(bar);
                 }
                 if self.plain || self.multi.is_some() {
-                    let line = format!(
-                        "atp: {total} cells, {done} already done, {to_run} to run"
-                    );
+                    let line = format!("atp: {total} cells, {done} already done, {to_run} to run");
                     match &self.multi {
                         Some(m) => {
                             let _ = m.println(line);

@@ -11,7 +11,7 @@ use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, Conte
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::image::load_spec;
+use super::image::{load_locked_spec, lock_json, LockFlags};
 use super::{print_json, Global};
 
 /// `atp build-image`
@@ -39,6 +39,8 @@ pub struct Args {
     /// Build with this Mathlib revision instead of the skeleton's. Needs --lean-toolchain.
     #[arg(long, value_name = "R", requires = "lean_toolchain")]
     pub mathlib_rev: Option<String>,
+    #[command(flatten)]
+    pub lock: LockFlags,
 }
 
 /// The tag of a build whose pins are overridden, unless `--tag` says otherwise: the spec's
@@ -103,9 +105,17 @@ pub async fn build_builtin(tag: &str, quiet: bool) -> Result<()> {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let (path, spec) = load_spec(args.spec.as_ref())?;
+    // The lock is checked before anything is contacted: `--locked` refuses a stale or missing
+    // lock without an engine or credentials.
+    let (path, spec, status) = load_locked_spec(args.spec.as_ref(), args.lock)?;
     let (spec, default_tag) = match (&args.lean_toolchain, &args.mathlib_rev) {
         (Some(t), Some(r)) => {
+            if args.lock.locked {
+                anyhow::bail!(
+                    "--locked with --lean-toolchain/--mathlib-rev: the lock fixes the skeleton's \
+                     own pins, so a build with overridden pins is unlocked; drop --locked"
+                );
+            }
             let over = spec.with_pins(t, r)?;
             let tag = overridden_tag(&spec.tag, t);
             (over, tag)
@@ -160,6 +170,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             "steps": built.steps,
             "spec": path,
             "labels": labels,
+            "lock": lock_json(&status, &spec),
             "seconds": seconds,
         }))?;
     } else if !args.quiet {

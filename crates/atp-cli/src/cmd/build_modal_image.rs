@@ -8,7 +8,7 @@ use anyhow::Result;
 use atp_modal::{LayerSpec, ModalClient, ModalCredentials};
 use serde_json::json;
 
-use super::image::load_spec;
+use super::image::{load_locked_spec, lock_json, LockFlags};
 use super::{print_json, Global};
 
 /// `atp build-modal-image`
@@ -26,10 +26,14 @@ pub struct Args {
     /// Image spec (default: images/open-atp.toml).
     #[arg(long, value_name = "PATH")]
     pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockFlags,
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let (path, spec) = load_spec(args.spec.as_ref())?;
+    // The lock is checked before anything is contacted: `--locked` refuses a stale or missing
+    // lock without an engine or credentials.
+    let (path, spec, status) = load_locked_spec(args.spec.as_ref(), args.lock)?;
     let layers: Vec<LayerSpec> = spec
         .to_modal_layers()?
         .into_iter()
@@ -63,6 +67,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             "layers": layers.len(),
             "spec": path,
             "pins": pins,
+            "lock": lock_json(&status, &spec),
         }))?;
     } else {
         println!(

@@ -54,7 +54,10 @@ pub fn render() -> String {
             ]
         })
         .collect();
-    let mut s = crate::cmd::table(&["dataset", "tasks", "lean", "source", "description"], &rows);
+    let mut s = crate::cmd::table(
+        &["dataset", "tasks", "lean", "source", "description"],
+        &rows,
+    );
     s.push_str("download one with: atp download NAME DIR [--rev REV]\n");
     s
 }

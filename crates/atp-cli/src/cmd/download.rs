@@ -46,7 +46,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         record.write(&args.dir)?;
         let n = crate::cmd::examples::EXAMPLES.len();
         if global.json {
-            print_json(&json!({"record": record, "dir": args.dir, "tasks": n, "answers": 0, "reused": false}))?;
+            print_json(
+                &json!({"record": record, "dir": args.dir, "tasks": n, "answers": 0, "reused": false}),
+            )?;
         } else {
             println!("wrote {n} examples to {}", args.dir.display());
             println!("try: atp benchmark {} -p tactics", args.dir.display());
@@ -69,13 +71,21 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         let r = &done.record;
         println!(
             "{} {} @ {} into {}: {} tasks{}",
-            if done.reused { "already there:" } else { "downloaded" },
+            if done.reused {
+                "already there:"
+            } else {
+                "downloaded"
+            },
             r.name,
             r.commit,
             done.dir.display(),
             done.tasks,
             if done.answers > 0 {
-                format!(", {} answers in {}", done.answers, atp_bench::answers::ANSWERS_FILE)
+                format!(
+                    ", {} answers in {}",
+                    done.answers,
+                    atp_bench::answers::ANSWERS_FILE
+                )
             } else {
                 String::new()
             }

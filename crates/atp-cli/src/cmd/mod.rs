@@ -17,6 +17,7 @@ pub mod image;
 pub mod prove;
 pub mod provers;
 pub mod report;
+pub mod rerun;
 pub mod verify;
 
 /// Flags every subcommand honours, and the process-wide cancellation.
@@ -55,6 +56,8 @@ pub enum Command {
     Datasets(datasets::Args),
     /// Download a dataset (sparse, shallow git clone at its pinned commit) into a directory.
     Download(download::Args),
+    /// Repeat a finished `atp prove` from its recorded configuration on the same image.
+    Rerun(rerun::Args),
     /// List the provers atp knows.
     Provers(provers::Args),
     /// Show which credential each prover would use and whether it is valid.
@@ -84,6 +87,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
         Command::Datasets(args) => datasets::run(args, global).await,
         Command::Download(args) => download::run(args, global).await,
         Command::Provers(args) => provers::run(args, global).await,
+        Command::Rerun(args) => rerun::run(args, global).await,
         Command::AuthStatus(args) => auth_status::run(args, global).await,
         Command::Examples(args) => examples::run(args, global).await,
         Command::Doctor(args) => doctor::run(args, global).await,

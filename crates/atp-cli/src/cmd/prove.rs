@@ -24,7 +24,18 @@ use crate::cmd::{exit_for, print_json, Global};
 use crate::prover::{self, ProverArgs};
 
 /// Network of the prover's sandbox.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum NetworkArg {
     /// The engine's default network (agents reach their model API).
     #[default]
@@ -45,7 +56,9 @@ impl From<NetworkArg> for NetworkMode {
     }
 }
 
-#[derive(Debug, clap::Args)]
+/// The flags of `atp prove`; recorded (inputs made absolute, no secrets) in result.json's
+/// `provenance.invocation` so that `atp rerun` can repeat the run.
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct Args {
     /// A lake project directory, or one or more bare .lean files (staged into atp's skeleton).
     #[arg(required = true, value_name = "PROJECT_DIR|FILE.lean")]
@@ -135,6 +148,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     ensure_image(&*backend, &spec, args.no_build, global).await?;
 
     let status = StatusLine::new(global.json);
+    let invocation = invocation(&args, &task);
     let opts = ProveOptions {
         run_id: run_id.clone(),
         generation_timeout,
@@ -147,6 +161,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         prices,
         cancel: global.cancel.clone(),
         progress: status.sink(),
+        invocation: Some(invocation),
         ..ProveOptions::default()
     };
     let _trace = crate::trace::to_file(&out_dir.join("logs").join("atp.jsonl"));
@@ -165,6 +180,23 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}", e.message);
     }
     Ok(exit_for(result.status))
+}
+
+/// What `atp rerun` needs to repeat this run: the flags, with the task's user prompt inlined
+/// (a prompt file may change) and the inputs made absolute. Credentials are not flags.
+fn invocation(args: &Args, task: &ProofTask) -> serde_json::Value {
+    let mut a = args.clone();
+    a.inputs = a
+        .inputs
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    a.prompt = task.user_prompt.clone();
+    a.prompt_file = None;
+    a.output = None;
+    a.run_id = None;
+    a.prices = a.prices.map(|p| std::path::absolute(&p).unwrap_or(p));
+    serde_json::json!({ "command": "prove", "args": a })
 }
 
 fn prove_error(e: ProveError) -> anyhow::Error {

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use atp_backend::{NetworkMode, RunId};
-use atp_lean::LeanProject;
 use atp_prover::{ProofResult, ProofTask, RunLayout, Status};
 use atp_verify::{Verifier, VerifyError, VerifyOptions, VerifyPolicy};
 
@@ -118,17 +117,19 @@ async fn verify(
             VerifyError::InvalidInput(format!("{}: cannot clear: {e}", wd.display()))
         })?;
     }
-    // One project directory is copied to OUT/wd; bare files are staged there.
+    // Bare files are staged into OUT/wd; a project directory is checked where it is (so every
+    // message names the user's path) and copied to OUT/wd for the record.
     let task = ProofTask::from_inputs(&args.inputs, &wd)?;
-    if task.project.root() != wd.as_path() {
-        atp_lean::walk::copy_project(task.project.root(), &wd).map_err(|e| {
+    let candidate = task.project.clone();
+    if candidate.root() != wd.as_path() {
+        atp_lean::walk::copy_project(candidate.root(), &wd).map_err(|e| {
             VerifyError::InvalidInput(format!(
-                "{}: cannot copy the project: {e}",
-                task.project.root().display()
+                "{}: cannot copy the project to {}: {e}",
+                candidate.root().display(),
+                wd.display()
             ))
         })?;
     }
-    let candidate = LeanProject::open(&wd)?;
     let staged_original = layout.root.join(".original");
     let original = match &args.original {
         None => None,

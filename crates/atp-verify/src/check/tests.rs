@@ -333,3 +333,78 @@ fn one_line_evasions_are_still_seen() {
     let c = "lemma h : True := trivial open Foo\ntheorem t : 1 + 1 = 2 := rfl";
     assert!(kinds(c, Some(o)).contains(&K::ContextChanged));
 }
+
+#[test]
+fn fail_closed_flags_of_the_second_round() {
+    use ViolationKind::*;
+    let has = |cand: &str, k: ViolationKind| kinds(cand, None).contains(&k);
+    // duplicates and the verifier's reserved names
+    assert!(has(
+        "theorem a : True := trivial\ntheorem a : True := trivial\n",
+        DuplicateDeclaration
+    ));
+    assert!(has(
+        "namespace N\ntheorem a : True := trivial\nend N\ntheorem N.a : True := trivial\n",
+        DuplicateDeclaration
+    ));
+    assert!(has("def _atp_example_1 := 1\n", DuplicateDeclaration));
+    // headers
+    assert!(has("prelude\ntheorem a : True := trivial\n", UnsafeHeader));
+    assert!(has("module\ntheorem a : True := trivial\n", UnsafeHeader));
+    assert!(!kinds_with(
+        "module\ntheorem a : True := trivial\n",
+        Some("module\ntheorem a : True := sorry\n"),
+        &VerifyPolicy::default()
+    )
+    .contains(&UnsafeHeader));
+    // unknown `#` commands, tokens outside commands, ambiguous strings
+    assert!(has(
+        "theorem a : True := trivial\n#mystery\n",
+        SourceUnclear
+    ));
+    assert!(has(
+        "mystery x\ntheorem a : True := trivial\n",
+        SourceUnclear
+    ));
+    assert!(has("def s := foo \"{\"}\"}\"\n", SourceUnclear));
+    assert!(!has(
+        "theorem a : True := trivial\n#check a\n",
+        SourceUnclear
+    ));
+    // attributes that register code, however spelt
+    for attr in [
+        "macro x",
+        "term_elab x",
+        "command_elab x",
+        "tactic x",
+        "«macro» x",
+        "builtin_term_elab x",
+        "command_parser",
+        "simproc",
+        "norm_num x",
+    ] {
+        assert!(
+            has(&format!("@[{attr}] def f := 1\n"), Metaprogramming),
+            "{attr}"
+        );
+    }
+    assert!(has("attribute [term_elab x] f\n", Metaprogramming));
+    assert!(has("@[init f] def g : IO Unit := pure ()\n", InitHook));
+    // canonical names
+    assert!(has("set_option «debug».skipKernelTC true\n", DebugOption));
+    assert!(has(
+        "@[«instance»] def i : Inhabited Nat := ⟨0⟩\n",
+        NewInstance
+    ));
+    assert!(has("attribute [«instance»] i\n", NewInstance));
+    assert!(has("theorem a : True := «sorryAx» True false\n", Sorry));
+    assert!(has(
+        "theorem a : 1 = 1 := by decide (config := { native := true })\n",
+        NativeDecide
+    ));
+    // a project file standing in for a library module
+    let c = files(&[("Mathlib/Fake.lean", "theorem a : True := trivial\n")]);
+    assert!(source_checks(&c, None, &VerifyPolicy::default())
+        .iter()
+        .any(|v| v.kind == UnknownImport));
+}

@@ -1,38 +1,69 @@
 use super::*;
+use crate::protocol::CheckerReport;
+use crate::script::FileFrame;
 
-fn prep(files: &[(&str, &str)], original: Option<&[(&str, &str)]>) -> Prepared {
-    let s: BTreeMap<String, String> = files
+fn map(files: &[(&str, &str)]) -> BTreeMap<String, String> {
+    files
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let o: Option<BTreeMap<String, String>> = original.map(|o| {
-        o.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    });
-    Prepared::from_sources(s, o.as_ref(), &VerifyOptions::default())
+        .collect()
 }
 
-fn block(p: &Prepared, rel: &str, body: &str, exit: i64) -> String {
-    format!(
-        "=== ATP FILE {n} {rel} ===\n{body}=== ATP EXIT {n} {rel} {exit} ===\n",
-        n = p.nonce
-    )
+fn prep(files: &[(&str, &str)], original: Option<&[(&str, &str)]>) -> Prepared {
+    let o = original.map(map);
+    Prepared::from_sources(map(files), o.as_ref(), &VerifyPolicy::default(), true)
 }
 
-fn probe_msgs(p: &Prepared, rel: &str, lines: &[&str]) -> String {
-    let l = p.probe_lines[rel];
-    let path = format!("/tmp/atp-probe-{}/src/{rel}", p.nonce);
-    let mut s = String::new();
-    for x in lines {
-        s.push_str(&format!("{path}:{l}:0: info: {x}\n"));
+fn frame(exit: i64, out: &str) -> FileFrame {
+    FileFrame {
+        exit_code: exit,
+        output: out.to_string(),
     }
-    s.push_str(&format!("{path}:{l}:0: info: atp-probe-done {}\n", p.nonce));
-    s
+}
+
+/// Runs where every file compiled cleanly and the checker replayed every module with `axioms`.
+fn clean_runs(p: &Prepared, axioms: &[(&str, &str, &[&str])]) -> Runs {
+    let mut build = Frames {
+        complete: true,
+        ..Default::default()
+    };
+    for (i, _) in p.sources.keys().enumerate() {
+        build.files.insert(i, frame(0, ""));
+        build.oleans.insert(i, b"olean".to_vec());
+    }
+    let mut c = CheckerReport {
+        lean: "4.28.0".into(),
+        ..Default::default()
+    };
+    for rel in p.sources.keys() {
+        c.replayed.insert(module_name(rel), 1);
+    }
+    for (m, d, axs) in axioms {
+        c.axioms.insert(
+            (m.to_string(), d.to_string()),
+            axs.iter().map(|a| a.to_string()).collect(),
+        );
+    }
+    let original = p.original_copies.as_ref().map(|o| Frames {
+        files: (0..o.len()).map(|i| (i, frame(0, ""))).collect(),
+        complete: true,
+        ..Default::default()
+    });
+    Runs {
+        build: Some(build),
+        original,
+        checker: Some(c),
+        ..Default::default()
+    }
+}
+
+fn eval(p: &Prepared, runs: &Runs) -> Verification {
+    p.evaluate(runs, &VerifyPolicy::default())
+        .expect("a verdict")
 }
 
 #[test]
-fn clean_transcript_verifies() {
+fn a_clean_run_verifies_and_needs_the_checker() {
     let p = prep(
         &[(
             "A.lean",
@@ -40,20 +71,18 @@ fn clean_transcript_verifies() {
         )],
         None,
     );
-    let out = block(
+    let runs = clean_runs(
         &p,
-        "A.lean",
-        &probe_msgs(
-            &p,
-            "A.lean",
-            &[
-                "'a' does not depend on any axioms",
-                "'_atp_example_1' depends on axioms: [propext,\n  Classical.choice,\n  Quot.sound]",
-            ],
-        ),
-        0,
+        &[
+            ("A", "a", &[]),
+            (
+                "A",
+                "_atp_example_1",
+                &["propext", "Classical.choice", "Quot.sound"],
+            ),
+        ],
     );
-    let v = p.evaluate(&out, false, &VerifyPolicy::default());
+    let v = eval(&p, &runs);
     assert!(v.report.verified, "{:?}", v.report.violations);
     assert_eq!(
         v.report.axioms,
@@ -61,59 +90,155 @@ fn clean_transcript_verifies() {
     );
     assert_eq!(v.report.per_file["A.lean"].axioms["example #1"].len(), 3);
     assert!(v.compile_log.contains("== A.lean (exit 0) =="));
-    assert!(!v.compile_log.contains("/tmp/atp-probe"));
+    assert!(v.compile_log.contains("== checker (Lean 4.28.0) =="));
+    // without the checker's answer nothing verifies
+    let mut no_checker = runs.clone();
+    no_checker.checker = None;
+    let v = eval(&p, &no_checker);
+    assert!(!v.report.verified);
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::NotChecked));
 }
 
 #[test]
-fn sorry_warning_error_and_axioms_from_lean() {
+fn what_lean_and_the_checker_find() {
     let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\n")], None);
-    let path = format!("/tmp/atp-probe-{}/src/A.lean", p.nonce);
-    // the stand-in would print these for a sorry the source scan cannot see (e.g. a macro)
-    let body = format!(
-        "{path}:1:8: warning: declaration uses `sorry`\n{}",
-        probe_msgs(&p, "A.lean", &["'a' depends on axioms: [my_ax, sorryAx]"])
-    );
-    let v = p.evaluate(
-        &block(&p, "A.lean", &body, 0),
-        false,
-        &VerifyPolicy::default(),
-    );
-    assert!(!v.report.verified);
-    assert!(!v.report.sorry_free);
+    // a sorry the source scan cannot see (a macro), reported by Lean and by the axioms
+    let mut runs = clean_runs(&p, &[("A", "a", &["my_ax", "sorryAx"])]);
+    if let Some(b) = runs.build.as_mut() {
+        b.files.insert(
+            0,
+            frame(
+                0,
+                "/tmp/atp-build-x/src/A.lean:1:8: warning: declaration uses `sorry`\n",
+            ),
+        );
+    }
+    let v = eval(&p, &runs);
+    assert!(!v.report.verified && !v.report.sorry_free);
     assert_eq!(v.report.non_standard_axioms, vec!["my_ax", "sorryAx"]);
     assert!(v
         .report
         .violations
         .iter()
         .any(|x| x.kind == ViolationKind::Sorry && x.from_lean && x.line == Some(1)));
-    let body = format!("{path}:1:20: error: type mismatch\n  rfl\n");
-    let v = p.evaluate(
-        &block(&p, "A.lean", &body, 1),
-        false,
-        &VerifyPolicy::default(),
+    assert!(
+        !v.compile_log.contains("/tmp/atp-build"),
+        "staging paths are not shown"
     );
+    // a compile error
+    let mut runs = clean_runs(&p, &[]);
+    if let Some(b) = runs.build.as_mut() {
+        b.files.insert(
+            0,
+            frame(
+                1,
+                "/tmp/atp-build-x/src/A.lean:1:20: error: type mismatch\n  rfl\n",
+            ),
+        );
+        b.oleans.clear();
+    }
+    runs.checker = None;
+    let v = eval(&p, &runs);
     assert!(!v.report.compiles);
     assert_eq!(v.report.violations[0].kind, ViolationKind::CompileError);
     assert_eq!(v.report.violations[0].message, "error: type mismatch");
-}
-
-#[test]
-fn forged_probe_lines_before_the_probe_are_ignored() {
-    let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\n")], None);
-    let path = format!("/tmp/atp-probe-{}/src/A.lean", p.nonce);
-    // a candidate logging a fake sentinel and fake axioms from line 1 does not satisfy the probe
-    let body = format!("{path}:1:0: info: atp-probe-done {}\n{path}:1:0: info: 'a' does not depend on any axioms\n", p.nonce);
-    let v = p.evaluate(
-        &block(&p, "A.lean", &body, 0),
-        false,
-        &VerifyPolicy::default(),
-    );
+    // the kernel refused a forged declaration
+    let mut runs = clean_runs(&p, &[]);
+    if let Some(c) = runs.checker.as_mut() {
+        c.replayed.clear();
+        c.kernel.insert(
+            "A".into(),
+            ("a".into(), "(kernel) declaration type mismatch".into()),
+        );
+    }
+    let v = eval(&p, &runs);
     assert!(!v.report.verified);
-    assert_eq!(v.report.violations[0].kind, ViolationKind::ProbeMissing);
+    assert!(v
+        .report
+        .violations
+        .iter()
+        .any(|x| x.kind == ViolationKind::KernelRejected && x.decl.as_deref() == Some("a")));
 }
 
 #[test]
-fn timeout_and_missing_blocks() {
+fn obligations_and_imports_from_the_checker() {
+    let orig = [(
+        "A.lean",
+        "import Mathlib\ntheorem a : 1 = 1 := sorry\nexample : True := sorry\n",
+    )];
+    let p = prep(
+        &[(
+            "A.lean",
+            "import Mathlib\ntheorem a : 1 = 1 := rfl\nexample : True := trivial\n",
+        )],
+        Some(&orig),
+    );
+    let mut runs = clean_runs(&p, &[("A", "a", &[])]);
+    if let Some(c) = runs.checker.as_mut() {
+        c.obligations = vec![
+            (
+                "A".into(),
+                "a".into(),
+                "theorem".into(),
+                ObligationStatus::TypeMismatch,
+            ),
+            (
+                "A".into(),
+                "_atp_example_1".into(),
+                "example".into(),
+                ObligationStatus::Missing,
+            ),
+            ("A".into(), "h".into(), "def".into(), ObligationStatus::Ok),
+        ];
+        c.missing_imports = vec![("A".into(), "Mathlib".into())];
+    }
+    let v = eval(&p, &runs);
+    assert!(!v.report.verified && !v.report.statements_intact);
+    let kinds: Vec<(ViolationKind, Option<&str>)> = v
+        .report
+        .violations
+        .iter()
+        .map(|x| (x.kind, x.decl.as_deref()))
+        .collect();
+    assert!(
+        kinds.contains(&(ViolationKind::StatementChanged, Some("a"))),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&(ViolationKind::StatementMissing, Some("example #1"))));
+    assert!(kinds.contains(&(ViolationKind::ContextChanged, None)));
+    assert_eq!(kinds.len(), 3, "an `ok` obligation adds nothing");
+}
+
+#[test]
+fn an_original_that_does_not_compile_is_an_error_not_a_verdict() {
+    let orig = [("A.lean", "theorem a : 1 = 1 := sorry\n")];
+    let p = prep(&[("A.lean", "theorem a : 1 = 1 := rfl\n")], Some(&orig));
+    let mut runs = clean_runs(&p, &[("A", "a", &[])]);
+    if let Some(o) = runs.original.as_mut() {
+        o.files.insert(
+            0,
+            frame(
+                1,
+                "/tmp/atp-check/orig/src/A.lean:1:4: error: unknown identifier 'x'\n",
+            ),
+        );
+    }
+    let e = p
+        .evaluate(&runs, &VerifyPolicy::default())
+        .expect_err("error");
+    assert_eq!(e.kind(), "original_does_not_compile");
+    assert!(
+        e.to_string().contains("A.lean:1: unknown identifier"),
+        "{e}"
+    );
+}
+
+#[test]
+fn timeout_and_missing_frames() {
     let p = prep(
         &[
             ("A.lean", "theorem a : 1 = 1 := rfl\n"),
@@ -121,133 +246,102 @@ fn timeout_and_missing_blocks() {
         ],
         None,
     );
-    let partial = format!("=== ATP FILE {} A.lean ===\nsome output\n", p.nonce);
-    let v = p.evaluate(&partial, true, &VerifyPolicy::default());
+    let v = eval(&p, &Runs::timed_out());
     assert!(v.report.timed_out && !v.report.verified);
     assert!(v
         .report
         .violations
         .iter()
         .any(|x| x.kind == ViolationKind::Timeout));
-    let v = p.evaluate("", false, &VerifyPolicy::default());
+    let mut runs = clean_runs(&p, &[]);
+    if let Some(b) = runs.build.as_mut() {
+        b.files.remove(&1);
+    }
+    let v = eval(&p, &runs);
     assert_eq!(
         v.report
             .violations
             .iter()
             .filter(|x| x.kind == ViolationKind::CompileError)
             .count(),
-        2
+        1
     );
 }
 
-#[test]
-fn script_has_waves_markers_and_olean_outputs() {
-    let p = prep(
-        &[
-            ("Lib/Helper.lean", "def h := 1\n"),
-            ("Main.lean", "import Lib.Helper\ntheorem m : h = 1 := rfl\n"),
-        ],
-        None,
-    );
-    let s = &p.script;
-    let helper = s
-        .find("start 0 Lib/Helper.lean .lake/build/lib/lean/Lib/Helper.olean")
-        .expect("helper starts with -o");
-    let main = s.find("start 1 Main.lean ''").expect("main");
-    let drain = s[helper..].find("drain").expect("drain") + helper;
-    assert!(
-        helper < drain && drain < main,
-        "Main waits for Helper's wave"
-    );
-    assert!(s.contains(&format!("=== ATP FILE {} $rel ===", p.nonce)));
-    assert!(s.contains("-- atp-axiom-probe"));
-    assert!(
-        s.contains("cd /workspace"),
-        "compiles from the image's project, not the candidate's lakefile"
-    );
+fn result(exit: i64, stdout: &str, stderr: &str) -> CommandResult {
+    CommandResult {
+        exit_code: exit,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+        duration: Duration::ZERO,
+    }
 }
 
 #[test]
-fn script_runs_with_a_fake_lake_and_bounded_workers() {
-    // Run the generated script with host bash and a trivial `lake` that echoes its file.
-    let dir = tempfile::tempdir().expect("tmp");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("mk");
-    // The fake records how many compiles run at once (marker files in RUNDIR).
-    std::fs::create_dir_all(dir.path().join("running")).expect("mk");
-    std::fs::write(
-        bin.join("lake"),
-        "#!/bin/bash\n# args: env lean --root=R [-o OUT] FILE\nf=\"${@: -1}\"\n\
-         m=\"$RUNDIR/running/$$\"; : > \"$m\"\n\
-         ls \"$RUNDIR/running\" | wc -l >> \"$RUNDIR/concurrency\"\n\
-         sleep 0.3\n\
-         echo \"$f:1:0: warning: declaration uses 'sorry'\"\nrm -f \"$m\"\nexit 0\n",
-    )
-    .expect("w");
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("lake"))
-        .status()
-        .expect("chmod");
-    let files: Vec<(String, String)> = (0..6)
-        .map(|i| {
-            (
-                format!("F{i}.lean"),
-                format!("theorem t{i} : True := trivial\n"),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let p = Prepared::from_sources(
-        refs.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-        None,
-        &VerifyOptions {
-            workers: Some(2),
-            ..Default::default()
-        },
-    );
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(&p.script)
-        .current_dir(dir.path())
-        .env("RUNDIR", dir.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
+fn a_failed_script_is_an_error_with_its_stderr_never_a_verdict() {
+    // wrapper exits 125–127: the sandbox could not run the script (busybox `timeout`, no bash)
+    for rc in [125, 126, 127] {
+        let e = script_frames(
+            "build",
+            &result(
+                rc,
+                "",
+                "timeout: unrecognized option '--kill-after=5s'\nBusyBox v1.36 usage",
             ),
+            "ATP-BUILD 1",
+            1,
+            false,
         )
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let blocks = crate::parse::split_blocks(&stdout, &p.nonce);
-    assert_eq!(
-        blocks.len(),
-        6,
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(blocks.iter().all(|b| b.exit_code == Some(0)));
-    let v = p.evaluate(&stdout, false, &VerifyPolicy::default());
-    assert!(v.report.per_file.values().all(|f| f.sorry));
-    let seen: Vec<usize> = std::fs::read_to_string(dir.path().join("concurrency"))
-        .expect("log")
-        .lines()
-        .map(|l| l.trim().parse().expect("count"))
-        .collect();
-    assert_eq!(seen.len(), 6);
+        .expect_err("error");
+        assert_eq!(e.kind(), "verifier_script");
+        assert!(e.to_string().contains("BusyBox v1.36 usage"), "{e}");
+    }
+    // non-zero before any frame (no mktemp)
+    let e = script_frames(
+        "build",
+        &result(
+            3,
+            "",
+            "bash: mktemp: command not found\natp: mktemp failed in the sandbox",
+        ),
+        "ATP-BUILD 1",
+        1,
+        false,
+    )
+    .expect_err("error");
+    assert!(e.to_string().contains("mktemp failed"), "{e}");
+    // exit 0 but nothing framed, with an explanation on stderr
+    let e = script_frames(
+        "build",
+        &result(0, "", "something broke"),
+        "ATP-BUILD 1",
+        1,
+        false,
+    )
+    .expect_err("error");
     assert!(
-        seen.iter().all(|&n| n <= 2),
-        "never more than 2 workers: {seen:?}"
+        e.to_string().contains("printed nothing") && e.to_string().contains("something broke"),
+        "{e}"
     );
-    assert!(seen.contains(&2), "2 workers ran at once: {seen:?}");
+    // a missing END
+    let e = script_frames(
+        "build",
+        &result(0, "ATP-BUILD 1\n", ""),
+        "ATP-BUILD 1",
+        1,
+        false,
+    )
+    .expect_err("error");
+    assert!(e.to_string().contains("END"), "{e}");
+    // cut short by the budget: not an error
+    assert!(script_frames(
+        "build",
+        &result(124, "ATP-BUILD 1\n", ""),
+        "ATP-BUILD 1",
+        1,
+        true
+    )
+    .is_ok());
 }
 
 #[test]
@@ -328,6 +422,7 @@ async fn a_stalled_backend_yields_a_timeout_verdict_not_a_hang() {
     let v = Verifier::new(Arc::new(NeverProvisions))
         .with_options(VerifyOptions {
             timeout: Duration::from_secs(5),
+            self_test: false,
             ..Default::default()
         })
         .verify(&project, None)

@@ -1,14 +1,15 @@
 # Part of the STAND-IN `lake` for tests (see /usr/local/bin/lake). Not Lean.
-# Emulates atp's answer checks of definition holes (atp-verify's holes.rs) on the check lines
-#   example : (_root_.NAME) = (ANSWER) := by first | rfl | decide | norm_num
-#   example : (_root_.NAME) ≠ (ANSWER) := by first | decide | norm_num
-# (also after the probe renamed `example` to `noncomputable def _atp_example_K`):
-#   - `=` holds iff the body of the `def`/`abbrev` whose name ends like NAME, found earlier in
-#     the file, is ANSWER up to whitespace and outer parentheses (syntactic equality: what `rfl`
-#     proves at the least);
+# Emulates atp's answer checks of definition holes (atp-verify's holes.rs): in a check module
+#   import M
+#   theorem X : (_root_.NAME) = (ANSWER) := by first | rfl | decide | norm_num
+#   theorem X : (_root_.NAME) ≠ (ANSWER) := by first | decide | norm_num
+#   - `=` holds iff the body of the `def`/`abbrev` whose name ends like NAME, in the source of
+#     an imported module M (ROOT/M.lean, dots as slashes) or earlier in this file, is ANSWER up
+#     to whitespace and outer parentheses (syntactic equality: what `rfl` proves at the least);
 #   - `≠` holds iff both are decimal numerals and differ (what `decide` proves on ℕ);
-#   - otherwise the stand-in prints `FILE:L:C: error: …` at the check line and exits 1.
-# Input: one .lean file. Vars: FILE. POSIX/busybox awk only.
+#   - otherwise prints `FILE:L:C: error: …` at the proof and exits 1.
+# A statement proved `by sorry` is left to lean.awk (a sorry warning).
+# Input: one .lean file. Vars: FILE, ROOT (the --root directory, may be empty). busybox awk.
 
 function norm(s,   t) {
   gsub(/[ \t]+/, "", s)
@@ -29,22 +30,36 @@ function balanced(s,   i, d, c) {
 function last(n,   k, parts) { k = split(n, parts, "."); return parts[k] }
 function numeral(s) { return s ~ /^[0-9]+$/ }
 
+# Record definition bodies of one source line (state in `cur`).
+function scan(raw,   head, n, p) {
+  if (match(raw, /^(@\[[^]]*\][ \t]*)?((private|protected|noncomputable)[ \t]+)*(def|abbrev|opaque)[ \t]+[^ \t:(]+/)) {
+    head = substr(raw, RSTART, RLENGTH)
+    n = head; sub(/.*[ \t]/, "", n)
+    cur = last(n)
+    p = index(raw, ":=")
+    body[cur] = (p > 0) ? substr(raw, p + 2) : ""
+    return 1
+  }
+  if (cur != "" && raw ~ /^[ \t]+[^ \t]/ && index(raw, ":=") == 0) { body[cur] = body[cur] " " raw; return 1 }
+  if (raw !~ /^[ \t]/) cur = ""
+  return 0
+}
+
+function load(mod,   path, line, saved) {
+  if (ROOT == "") return
+  path = mod; gsub(/\./, "/", path); path = ROOT "/" path ".lean"
+  saved = cur; cur = ""
+  while ((getline line < path) > 0) scan(line)
+  close(path)
+  cur = saved
+}
+
 BEGIN { bad = 0; cur = "" }
 
 {
   raw = $0
-  if (match(raw, /^(@\[[^]]*\][ \t]*)?((private|protected|noncomputable)[ \t]+)*(def|abbrev|opaque)[ \t]+[^ \t:(]+/)) {
-    head = substr(raw, RSTART, RLENGTH)
-    n = head; sub(/.*[ \t]/, "", n)
-    if (n !~ /^_atp_example_/) {
-      cur = last(n)
-      p = index(raw, ":=")
-      body[cur] = (p > 0) ? substr(raw, p + 2) : ""
-      next
-    }
-  }
-  if (cur != "" && raw ~ /^[ \t]+[^ \t]/ && index(raw, ":=") == 0) { body[cur] = body[cur] " " raw; next }
-  if (raw !~ /^[ \t]/) cur = ""
+  if (raw ~ /^import[ \t]+/) { m = raw; sub(/^import[ \t]+/, "", m); sub(/[ \t].*/, "", m); load(m); next }
+  if (scan(raw)) next
   p = index(raw, ": (_root_.")
   if (p == 0) next
   rest = substr(raw, p + 10)

@@ -1,6 +1,19 @@
 # Part of the STAND-IN `lake` for tests (see /usr/local/bin/lake). Not Lean.
-# Input: one .lean file. Vars: FILE (path as given), STYLE (backtick|quote).
-# POSIX/busybox awk only.
+# Input: one .lean file. Vars: FILE (path as given), STYLE (backtick|quote), OUT (the `.olean`
+# to write, empty for none). POSIX/busybox awk only.
+#
+# Prints Lean's message formats for what it recognises (sorry warnings, STANDIN_ERROR, a
+# non-positive inductive as Lean's kernel reports it) and, when the file compiles and OUT is set,
+# writes a stand-in ".olean": a text file the stand-in checker (atp-check) reads:
+#   ATP-STANDIN-OLEAN 1
+#   import<TAB>MOD
+#   decl<TAB>KIND<TAB>FULLNAME<TAB>OWN_AXIOMS|-<TAB>FLAGS|-<TAB>REFS<TAB>SIG<TAB>VALUE
+# OWN_AXIOMS: sorry → sorryAx; native_decide → Lean.ofReduceBool, Lean.trustCompiler; a tactic
+# proof (`by`) → propext, Classical.choice, Quot.sound; an `axiom` → itself. FLAGS: kernel_reject
+# for a declaration holding STANDIN_KERNEL_REJECT, or one forged by `-- STANDIN_FORGE NAME : TYPE`
+# (emulates a declaration added to the environment without the kernel, e.g. by `run_cmd` under
+# `debug.skipKernelTC`). SIG/VALUE: the statement and the body, normalised the way Lean's
+# elaborated terms compare (`fun`/`λ`, `=>`/`↦`, `->`/`→`, «names», spacing).
 
 function clean(line,    out, i, c, n, nx) {
   # Blank out comments and string literals, keeping columns.
@@ -38,32 +51,45 @@ function qualify(name,    k, p) {
   return p name
 }
 
+function norm(s) {
+  gsub(/«/, "", s); gsub(/»/, "", s)
+  gsub(/↦/, "=>", s); gsub(/->/, "→", s); gsub(/λ/, " fun ", s)
+  gsub(/[][(){},:]/, " & ", s)
+  gsub(/[ \t]+/, " ", s); sub(/^ /, "", s); sub(/ $/, "", s)
+  return s
+}
+
 BEGIN {
-  depth = 0; instr = 0; nd = 0; cur = 0; nsd = 0; stop = 0; probe = 0; nerr = 0; exk = 0
+  depth = 0; instr = 0; nd = 0; cur = 0; nsd = 0; stop = 0; nerr = 0; nimp = 0; indcur = 0
   declre = "^(@\\[[^]]*\\][ \t]*)?((private|protected|noncomputable|partial|unsafe|nonrec|local|scoped)[ \t]+)*(theorem|lemma|def|abbrev|instance|example|opaque|axiom|structure|class|inductive)([ \t]|$)"
 }
 
 {
   raw = $0
   if (stop) next
-  if (index(raw, "-- atp-axiom-probe ") == 1) {
-    probe = 1; probeline = NR; split(raw, pw, " "); nonce = pw[3]; stop = 1; next
-  }
   line = clean(raw)
   if (index(raw, "STANDIN_ERROR") > 0) {
     nerr++; errline[nerr] = NR
-    match(raw, /[^ \t]/); errcol[nerr] = RSTART - 1
+    match(raw, /[^ \t]/); errcol[nerr] = RSTART - 1; errmsg[nerr] = "unsolved goals\n⊢ False"
   }
+  if (match(raw, /--[ \t]*STANDIN_FORGE[ \t]/)) {
+    rest = substr(raw, RSTART + RLENGTH); p = index(rest, ":")
+    nd++; dkind[nd] = "theorem"; dline[nd] = NR; dcol[nd] = 0
+    nm = rest; sub(/[ \t]*:.*$/, "", nm); dname[nd] = nm; dfull[nd] = qualify(nm)
+    dflag[nd] = "kernel_reject"; dtext[nd] = substr(rest, p); byname[nm] = nd; byname[dfull[nd]] = nd
+    next
+  }
+  if (line ~ /^import[ \t]/) { split(line, w, /[ \t]+/); nimp++; imp[nimp] = w[2]; next }
   if (line ~ /^#exit([ \t]|$)/) { stop = 1; next }
   if (line ~ /^[ \t]*namespace[ \t]/) {
-    split(line, w, /[ \t]+/); nm = (w[1] == "" ? w[3] : w[2])
+    split(line, w, /[ \t]+/); nm = (w[1] == "" ? w[3] : w[2]); gsub(/[«»]/, "", nm)
     np = split(nm, parts, ".")
     for (k = 1; k <= np; k++) { nsd++; ns[nsd] = parts[k]; kind_scope[nsd] = "ns" }
     cur = 0; next
   }
   if (line ~ /^[ \t]*(section|mutual)([ \t]|$)/) { nsd++; ns[nsd] = ""; kind_scope[nsd] = "sec"; cur = 0; next }
   if (line ~ /^[ \t]*end([ \t]|$)/) {
-    split(line, w, /[ \t]+/); nm = (w[1] == "" ? w[3] : w[2])
+    split(line, w, /[ \t]+/); nm = (w[1] == "" ? w[3] : w[2]); gsub(/[«»]/, "", nm)
     cnt = 1
     if (nm != "" && kind_scope[nsd] == "ns") cnt = split(nm, parts, ".")
     for (k = 0; k < cnt && nsd > 0; k++) nsd--
@@ -71,12 +97,12 @@ BEGIN {
   }
   if (match(line, declre)) {
     # find the keyword and the name after it
-    rest = line; kw = ""
+    kw = ""
     n = split(line, w, /[ \t]+/)
     for (k = 1; k <= n; k++) {
       if (w[k] ~ /^(theorem|lemma|def|abbrev|instance|example|opaque|axiom|structure|class|inductive)$/) { kw = w[k]; kwi = k; break }
     }
-    nd++; cur = nd; dkind[nd] = kw; dline[nd] = NR
+    nd++; cur = nd; dkind[nd] = kw; dline[nd] = NR; dflag[nd] = ""
     kwpos = match(line, "(^|[ \t\\]])" kw "([ \t]|$)")
     if (substr(line, kwpos, 1) != substr(kw, 1, 1)) kwpos++
     nm = (kwi < n ? w[kwi + 1] : "")
@@ -85,18 +111,32 @@ BEGIN {
       sub(/[({:[].*$/, "", nm)
       npos = index(substr(line, kwpos + length(kw)), nm)
       dcol[nd] = kwpos + length(kw) + npos - 2
-      dname[nd] = nm; dfull[nd] = qualify(nm)
+      dname[nd] = nm; gsub(/[«»]/, "", nm); dfull[nd] = qualify(nm)
       byname[nm] = nd; byname[dfull[nd]] = nd
     } else {
       dcol[nd] = kwpos - 1; dname[nd] = ""; dfull[nd] = ""
     }
     if (kw == "axiom" && nm != "") dax[nd] = dfull[nd]
-    # scan the rest of the line after the name
+    if (kw == "inductive") { indcur = nd; indname[nd] = nm } else { indcur = 0 }
+    # the rest of the line after the name
     line = substr(line, kwpos + length(kw))
-    if (nm != "") { p = index(line, nm); if (p > 0) line = substr(line, p + length(nm)) }
-  } else if (line ~ /^[^ \t]/) {
+    if (nm != "") { p = index(line, dname[nd]); if (p > 0) line = substr(line, p + length(dname[nd])) }
+    dtext[nd] = line
+  } else if (line ~ /^[^ \t|]/) {
     # another command in column 0 ends the current declaration
-    cur = 0
+    cur = 0; indcur = 0
+  } else if (cur > 0) {
+    dtext[cur] = dtext[cur] " " line
+  }
+  if (cur > 0 && index(raw, "STANDIN_KERNEL_REJECT") > 0) dflag[cur] = "kernel_reject"
+  # a constructor taking a function out of the type being defined: not strictly positive
+  if (indcur > 0 && indname[indcur] != "" && line ~ /^[ \t]*\|/) {
+    t = line; gsub(/[ \t]+/, " ", t)
+    if (index(t, "(" indname[indcur] " →") > 0 || index(t, "(" indname[indcur] " ->") > 0) {
+      nerr++; errline[nerr] = dline[indcur]; errcol[nerr] = 0
+      c = t; sub(/^ ?\| ?/, "", c); sub(/[ :].*$/, "", c)
+      errmsg[nerr] = "(kernel) arg #1 of '" dfull[indcur] "." c "' has a non positive occurrence of the datatypes being declared"
+    }
   }
   if (cur > 0) {
     s = line
@@ -113,37 +153,7 @@ BEGIN {
   }
 }
 
-function axlist(i,    s) {
-  return ax[i]
-}
-
 END {
-  # own axioms
-  for (i = 1; i <= nd; i++) {
-    ax[i] = ""
-    if (dby[i]) { ax[i] = addset(ax[i], "propext"); ax[i] = addset(ax[i], "Classical.choice"); ax[i] = addset(ax[i], "Quot.sound") }
-    if (dsorry[i]) ax[i] = addset(ax[i], "sorryAx")
-    if (dnative[i]) { ax[i] = addset(ax[i], "Lean.ofReduceBool"); ax[i] = addset(ax[i], "Lean.trustCompiler") }
-    if (i in dax) ax[i] = addset(ax[i], dax[i])
-  }
-  # propagate through references (fixpoint)
-  changed = 1; rounds = 0
-  while (changed && rounds <= nd) {
-    changed = 0; rounds++
-    for (i = 1; i <= nd; i++) {
-      n = split(refs[i], w, " ")
-      for (k = 1; k <= n; k++) {
-        j = ""
-        if (w[k] in byname) j = byname[w[k]]
-        else if (qualify(w[k]) in byname) j = byname[qualify(w[k])]
-        if (j == "" || j == i) continue
-        m = split(ax[j], a, "|")
-        for (q = 1; q <= m; q++) {
-          before = ax[i]; ax[i] = addset(ax[i], a[q]); if (ax[i] != before) changed = 1
-        }
-      }
-    }
-  }
   q1 = (STYLE == "quote") ? "'" : "`"
   # messages in line order
   e = 1
@@ -152,26 +162,27 @@ END {
     if (dsorry[i]) printf "%s:%d:%d: warning: declaration uses %ssorry%s\n", FILE, dline[i], dcol[i], q1, q1
   }
   while (e <= nerr) { printerr(e); e++ }
-  if (probe) {
+  if (nerr == 0 && OUT != "") {
+    print "ATP-STANDIN-OLEAN 1" > OUT
+    for (k = 1; k <= nimp; k++) printf "import\t%s\n", imp[k] > OUT
     for (i = 1; i <= nd; i++) {
-      if (dfull[i] == "") continue
-      m = split(ax[i], a, "|")
-      if (m == 0) { printf "%s:%d:0: info: '%s' does not depend on any axioms\n", FILE, probeline, dfull[i]; continue }
-      lst = ""
-      for (q = 1; q <= m; q++) lst = (q == 1 ? a[q] : lst ", " a[q])
-      msg = "'" dfull[i] "' depends on axioms: [" lst "]"
-      if (length(msg) > 100) {
-        lst = ""
-        for (q = 1; q <= m; q++) lst = (q == 1 ? a[q] : lst ",\n  " a[q])
-        msg = "'" dfull[i] "' depends on axioms: [" lst "]"
-      }
-      printf "%s:%d:0: info: %s\n", FILE, probeline, msg
+      full = dfull[i]
+      if (full == "") continue
+      own = ""
+      if (dby[i]) { own = addset(own, "propext"); own = addset(own, "Classical.choice"); own = addset(own, "Quot.sound") }
+      if (dsorry[i]) own = addset(own, "sorryAx")
+      if (dnative[i]) { own = addset(own, "Lean.ofReduceBool"); own = addset(own, "Lean.trustCompiler") }
+      if (i in dax) own = addset(own, dax[i])
+      t = dtext[i]; p = index(t, ":=")
+      if (p > 0) { sig = substr(t, 1, p - 1); val = substr(t, p + 2) } else { sig = t; val = "" }
+      r = refs[i]; gsub(/[«»]/, "", r); sub(/^ +/, "", r)
+      printf "decl\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dkind[i], full, (own == "" ? "-" : own), (dflag[i] == "" ? "-" : dflag[i]), (r == "" ? "-" : r), norm(sig), norm(val) > OUT
     }
-    printf "%s:%d:0: info: atp-probe-done %s\n", FILE, probeline, nonce
+    close(OUT)
   }
   exit (nerr > 0 ? 1 : 0)
 }
 
 function printerr(k) {
-  printf "%s:%d:%d: error: unsolved goals\n⊢ False\n", FILE, errline[k], errcol[k]
+  printf "%s:%d:%d: error: %s\n", FILE, errline[k], errcol[k], errmsg[k]
 }
