@@ -84,9 +84,9 @@ impl AnswerKey {
     /// The answers for the holes of one task's sources (only names the key has).
     pub fn for_sources(&self, sources: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for (_, _, name, _) in atp_verify::holes::find_holes(sources) {
-            if let Some(a) = self.answers.get(&name) {
-                out.insert(name, a.clone());
+        for hole in atp_verify::holes::find_holes(sources) {
+            if let Some(a) = self.answers.get(&hole.name) {
+                out.insert(hole.name, a.clone());
             }
         }
         out
@@ -98,7 +98,7 @@ impl AnswerKey {
         let lines: Vec<&str> = src.lines().collect();
         let one = BTreeMap::from([(rel.to_string(), src.to_string())]);
         let mut n = 0;
-        for (_, line, name, _) in atp_verify::holes::find_holes(&one) {
+        for atp_verify::holes::FoundHole { line, name, .. } in atp_verify::holes::find_holes(&one) {
             // The hole ends on the first line from its name holding `sorry`.
             let Some(end) = (line.saturating_sub(1)..lines.len()).find(|&i| {
                 atp_lean::lexer::contains_sorry(lines[i].split("--").next().unwrap_or(""))

@@ -251,15 +251,17 @@ pub async fn run(
                 .mathlib_rev
                 .clone()
                 .unwrap_or_else(|| pins.mathlib_rev.clone());
-            return Err(BenchError::Toolchain {
-                dataset: r.name.clone(),
-                suggested_tag: suggested_tag(backend.image(), &r.lean_toolchain),
-                needs_toolchain: r.lean_toolchain.clone(),
-                needs_mathlib,
-                image: backend.image().to_string(),
-                has_toolchain: pins.lean_toolchain.clone(),
-                has_mathlib: pins.mathlib_rev.clone(),
-            });
+            return Err(BenchError::Toolchain(Box::new(
+                crate::error::ToolchainMismatch {
+                    dataset: r.name.clone(),
+                    suggested_tag: suggested_tag(backend.image(), &r.lean_toolchain),
+                    needs_toolchain: r.lean_toolchain.clone(),
+                    needs_mathlib,
+                    image: backend.image().to_string(),
+                    has_toolchain: pins.lean_toolchain.clone(),
+                    has_mathlib: pins.mathlib_rev.clone(),
+                },
+            )));
         }
     }
 
@@ -499,6 +501,27 @@ pub async fn run(
             not_started: not_started.len(),
         });
     }
+    if cancel.is_cancelled() {
+        // Every cell has returned, so nothing of this run id is still in use: sweep what a
+        // teardown could not reach (e.g. a container the engine created as a request was cut).
+        match ctx
+            .backend
+            .gc(atp_backend::GcFilter {
+                run_id: Some(opts.run_id.clone()),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(left) if !left.is_empty() => {
+                tracing::warn!(
+                    count = left.len(),
+                    "removed sandboxes left by cancelled cells"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("sweeping the run's sandboxes after Ctrl-C: {e}"),
+        }
+    }
 
     // 5. Provenance and reports.
     let state = if cancel.is_cancelled() && (!not_started.is_empty() || any_cancelled) {
@@ -576,6 +599,8 @@ async fn run_cell(ctx: Arc<Ctx>, p: Planned) -> Outcome {
         prices: ctx.opts.prices.clone(),
         cancel: ctx.cancel.child_token(),
         progress: sink,
+        // a benchmark cell is repeated by `atp benchmark --retry-errors`/`--fresh`, not `atp rerun`
+        invocation: None,
     };
     let ceiling = ctx.opts.cell_ceiling();
     let outcome = tokio::time::timeout(

@@ -3,6 +3,19 @@
 
 use std::path::PathBuf;
 
+/// A dataset's Lean pins against the image's.
+#[derive(Debug)]
+pub struct ToolchainMismatch {
+    pub dataset: String,
+    pub needs_toolchain: String,
+    pub needs_mathlib: String,
+    pub image: String,
+    pub has_toolchain: String,
+    pub has_mathlib: String,
+    /// The tag `atp build-image --lean-toolchain` gives by default.
+    pub suggested_tag: String,
+}
+
 /// Errors of atp-bench.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -26,16 +39,8 @@ pub enum BenchError {
     #[error("{dir}: no tasks found{filters} — pass a directory of .lean files or lake projects (`atp download NAME DIR` fetches a dataset)")]
     NoTasks { dir: PathBuf, filters: String },
     /// The dataset needs other Lean pins than the image has.
-    #[error("dataset {dataset} needs {needs_toolchain} (Mathlib {needs_mathlib}) but image {image} has {has_toolchain} (Mathlib {has_mathlib}) — build a matching image: atp build-image --lean-toolchain {needs_toolchain} --mathlib-rev {needs_mathlib}, then pass --image {suggested_tag}")]
-    Toolchain {
-        dataset: String,
-        needs_toolchain: String,
-        needs_mathlib: String,
-        image: String,
-        has_toolchain: String,
-        has_mathlib: String,
-        suggested_tag: String,
-    },
+    #[error("dataset {} needs {} (Mathlib {}) but image {} has {} (Mathlib {}) — build a matching image: atp build-image --lean-toolchain {} --mathlib-rev {}, then pass --image {}", .0.dataset, .0.needs_toolchain, .0.needs_mathlib, .0.image, .0.has_toolchain, .0.has_mathlib, .0.needs_toolchain, .0.needs_mathlib, .0.suggested_tag)]
+    Toolchain(Box<ToolchainMismatch>),
     /// The output directory already holds a run and neither --resume nor --fresh was given.
     #[error("{out}: already holds a benchmark run — pass --resume to continue it (only missing cells run) or --fresh to start over")]
     ExistingRun { out: PathBuf },
@@ -59,7 +64,7 @@ impl BenchError {
             BenchError::Directory { .. } => "directory",
             BenchError::BadFile { .. } => "bad_file",
             BenchError::NoTasks { .. } => "no_tasks",
-            BenchError::Toolchain { .. } => "toolchain_mismatch",
+            BenchError::Toolchain(_) => "toolchain_mismatch",
             BenchError::ExistingRun { .. } => "existing_run",
             BenchError::Output { .. } => "output",
             BenchError::Invalid(_) => "invalid_input",

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use atp_model_fake::{ModelFake, Script, Turn};
-use atp_test_support::{agents_image, count_created, count_managed, skip, test_image};
+use atp_test_support::{agents_image, count_created, count_managed, created, skip, test_image};
 
 const KEY: &str = "sk-ant-bench-key-never-printed";
 
@@ -775,8 +775,22 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(summary["skipped"], done);
     assert_eq!(summary["ran"], 6 - done);
-    // Each tactics cell creates two sandboxes: the prover's and the verifier's.
-    assert_eq!(count_created(&resumed, since).await, 2 * (6 - done));
+    // One prover sandbox (labelled with its cell) per missing cell, none for a finished one.
+    let mut provers: Vec<String> = created(&resumed, since)
+        .await
+        .into_iter()
+        .filter_map(|l| l.get("atp.bench.task").cloned())
+        .collect();
+    provers.sort();
+    assert_eq!(provers.len(), 6 - done, "{provers:?}");
+    for task in &provers {
+        let first = std::fs::read_to_string(out.join(task).join("tactics/1/logs/result.json"))
+            .expect("result");
+        assert!(
+            first.contains(&resumed),
+            "{task} was rerun by the resume only"
+        );
+    }
     assert_eq!(count_managed(Some(&resumed)).await, 0);
     let recs = records(&out);
     assert_eq!(recs.len(), 6);

@@ -114,6 +114,12 @@ pub async fn count_managed(run: Option<&str>) -> usize {
 /// (seconds since the epoch) until now, counted from the engine's event log — so containers
 /// already removed are counted too.
 pub async fn count_created(run: &str, since_unix: i64) -> usize {
+    created(run, since_unix).await.len()
+}
+
+/// The labels (and `name`, `image`) of every container of run `run` created since
+/// `since_unix`, from the engine's event log (removed containers included).
+pub async fn created(run: &str, since_unix: i64) -> Vec<HashMap<String, String>> {
     use futures::StreamExt;
     let docker = bollard::Docker::connect_with_defaults().expect("engine client");
     let until = std::time::SystemTime::now()
@@ -137,7 +143,17 @@ pub async fn count_created(run: &str, since_unix: i64) -> usize {
         .filters(&filters)
         .build();
     let events: Vec<_> = docker.events(Some(opts)).collect().await;
-    events.into_iter().filter(|e| e.is_ok()).count()
+    events
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            e.actor
+                .and_then(|a| a.attributes)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        })
+        .collect()
 }
 
 /// Assert that run `run` left no container behind.

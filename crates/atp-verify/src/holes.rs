@@ -406,6 +406,16 @@ impl HolePlan {
     }
 }
 
+/// Whether frame `i` of `frames` is a compile without an error.
+pub(crate) fn compiled(frames: Option<&Frames>, i: usize) -> bool {
+    frames.and_then(|fr| fr.files.get(&i)).is_some_and(|f| {
+        f.exit_code == 0
+            && !parse_messages(&f.output)
+                .into_iter()
+                .any(|m| m.severity == Severity::Error)
+    })
+}
+
 /// What [`HolePlan::evaluate`] reads: the sandboxes' frames and the checker's report.
 pub(crate) struct HoleInput<'a> {
     pub build: Option<&'a Frames>,
@@ -428,11 +438,9 @@ impl HoleInput<'_> {
             return Err("the verifier's time budget elapsed before the answer check".into());
         }
         let compiled = |frames: Option<&Frames>, index: &BTreeMap<String, usize>| {
-            let f = frames.and_then(|fr| fr.files.get(index.get(rel)?))?;
-            let errors = parse_messages(&f.output)
-                .into_iter()
-                .any(|m| m.severity == Severity::Error);
-            Some(f.exit_code == 0 && !errors)
+            let i = *index.get(rel)?;
+            frames?.files.get(&i)?;
+            Some(compiled(frames, i))
         };
         match compiled(self.original, &self.orig_index) {
             Some(true) => {}

@@ -408,10 +408,21 @@ impl Verifier {
             })
             .unwrap_or_default();
         if !runs.timed_out && !oleans.is_empty() {
+            // a hole's check module whose official answer did not compile is left out (the
+            // hole is then undecided)
             let orig_modules: Vec<String> = p
                 .original_copies
                 .as_ref()
-                .map(|o| o.keys().map(|k| module_name(k)).collect())
+                .map(|o| {
+                    o.keys()
+                        .enumerate()
+                        .filter(|(i, k)| {
+                            !p.holes.is_check_module(k)
+                                || crate::holes::compiled(runs.original.as_ref(), *i)
+                        })
+                        .map(|(_, k)| module_name(k))
+                        .collect()
+                })
                 .unwrap_or_default();
             let modules: BTreeSet<String> = oleans.keys().map(|k| k.replace('/', ".")).collect();
             let script = check_script(

@@ -253,6 +253,8 @@ fn build_provers(args: &Args, config: &Config) -> anyhow::Result<Vec<BenchProver
     specs
         .into_iter()
         .map(|s| {
+            // `..default()` keeps this compiling as provers add flags to ProverArgs.
+            #[allow(clippy::needless_update)]
             let pa = ProverArgs {
                 prover: s.prover.clone(),
                 model: s.model,
