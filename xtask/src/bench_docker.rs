@@ -166,7 +166,9 @@ async fn bench(args: Args) -> Result<()> {
 
     // (b) one exec in a live session vs raw create_exec + start + inspect.
     let s = backend.session(wd.path(), opts(&run)).await?;
-    let docker = backend.client().await?.clone();
+    let docker = bollard::Docker::connect_with_defaults()?
+        .negotiate_version()
+        .await?;
     let argv = exec_argv("bench", "echo hi", BUDGET, DEFAULT_KILL_GRACE);
     let bare = vec!["echo".to_string(), "hi".to_string()];
     let mut ours = Vec::new();
@@ -290,7 +292,7 @@ async fn bench(args: Args) -> Result<()> {
         verdict(peak_mib.is_some_and(|m| m < 64.0))
     );
 
-    let left = leftover(&backend, &run).await?;
+    let left = leftover(&run).await?;
     if left != 0 {
         bail!("{left} containers of run {run} left behind");
     }
@@ -321,8 +323,8 @@ async fn raw_exec(docker: &bollard::Docker, container: &str, cmd: Vec<String>) -
     Ok(inspect.exit_code.unwrap_or(-1))
 }
 
-async fn leftover(backend: &DockerBackend, run: &RunId) -> Result<usize> {
-    let docker = backend.client().await?;
+async fn leftover(run: &RunId) -> Result<usize> {
+    let docker = bollard::Docker::connect_with_defaults()?;
     let filters: HashMap<&str, Vec<String>> =
         HashMap::from([("label", vec![format!("atp.run-id={run}")])]);
     Ok(docker

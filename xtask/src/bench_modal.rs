@@ -131,7 +131,7 @@ async fn measure(fake: &FakeModal, mb: usize) -> Result<()> {
     let t = Instant::now();
     let tmp = tempfile::NamedTempFile::new()?;
     let file = std::fs::File::create(tmp.path())?;
-    atp_modal::unpack::pack(wd.path(), None, true, file)?;
+    atp_archive::pack(wd.path(), None, true, file)?;
     let bytes = bytes::Bytes::from(std::fs::read(tmp.path())?);
     let copy = s
         .exec_wait(

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use atp_docker::build::{build_image, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::build::{BuildEvent, BuildRequest, ContextFile};
+use atp_docker::DockerBackend;
 use atp_image::ImageSpec;
 
 /// Arguments of `cargo xtask build-docker-image`.
@@ -57,18 +58,17 @@ pub fn run(args: Args) -> Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let built = runtime.block_on(async {
-        let docker = bollard::Docker::connect_with_defaults()
-            .context("connecting to the Docker engine (set DOCKER_HOST?)")?;
-        build_image(&docker, request, |event| match event {
-            BuildEvent::Step {
-                index,
-                total,
-                instruction,
-            } => println!("[{index}/{total}] {instruction}"),
-            BuildEvent::Output(line) => println!("    {line}"),
-        })
-        .await
-        .map_err(anyhow::Error::from)
+        DockerBackend::for_image(tag.clone())
+            .build_image(request, |event| match event {
+                BuildEvent::Step {
+                    index,
+                    total,
+                    instruction,
+                } => println!("[{index}/{total}] {instruction}"),
+                BuildEvent::Output(line) => println!("    {line}"),
+            })
+            .await
+            .map_err(anyhow::Error::from)
     })?;
     println!("built {tag} ({}) from {}", built.id, spec_path.display());
     for (k, v) in spec.image_labels()? {

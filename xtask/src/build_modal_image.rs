@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use atp_image::ImageSpec;
-use atp_modal::{LayerSpec, ModalClient, ModalCredentials};
+use atp_modal::ModalCredentials;
 
 /// Arguments of `cargo xtask build-modal-image`.
 #[derive(Debug, clap::Args)]
@@ -45,30 +45,26 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(warning) = status.warning() {
         eprintln!("warning: {warning}");
     }
-    let layers: Vec<LayerSpec> = spec
-        .to_modal_layers()?
-        .into_iter()
-        .map(|l| LayerSpec {
-            base: l.base,
-            dockerfile_commands: l.dockerfile_commands,
-        })
-        .collect();
+    let layers = spec.to_modal_layers()?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let creds = ModalCredentials::from_env()?;
-        let client = ModalClient::new(creds)?;
-        let app = client.app_get_or_create(&args.app, true).await?;
+        println!("building {} layers in app {}", layers.len(), args.app);
+        let published = atp_modal::build_and_publish(
+            creds,
+            &args.app,
+            &args.name,
+            &layers,
+            args.force,
+            &mut |l: &str| print!("    {l}"),
+        )
+        .await?;
         println!(
-            "building {} layers in app {} ({app})",
-            layers.len(),
-            args.app
+            "published {} = {} from {}",
+            published.tag,
+            published.image_id,
+            spec_path.display()
         );
-        let id = client
-            .image_build(&app, &layers, args.force, &mut |l: &str| print!("    {l}"))
-            .await?;
-        client.image_publish(&id, &args.name).await?;
-        let tag = atp_modal::client::normalize_tag(&args.name);
-        println!("published {tag} = {id} from {}", spec_path.display());
         for (k, v) in spec.pin_env()? {
             println!("  pin {k}={v}");
         }

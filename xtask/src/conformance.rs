@@ -83,7 +83,7 @@ fn materialize(dir: &Path, files: &BTreeMap<String, String>) -> Result<LeanProje
 }
 
 fn short(s: &str, n: usize) -> String {
-    let one = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one = atp_backend::one_line(s);
     if one.chars().count() > n {
         format!("{}…", one.chars().take(n).collect::<String>())
     } else {

@@ -33,6 +33,17 @@ pub enum BackendError {
         detail: String,
         remedy: String,
     },
+    /// The image lacks what atp's commands need (see [`crate::contract`]); nothing is left behind.
+    #[error(
+        "image {image} on {backend} does not meet atp's sandbox contract: {missing} — {remedy}"
+    )]
+    ImageContract {
+        backend: String,
+        image: String,
+        /// Everything missing, comma-separated.
+        missing: String,
+        remedy: String,
+    },
     /// The sandbox could not be created or prepared (nothing is left behind).
     #[error("could not provision a {backend} sandbox: {detail}")]
     Provision { backend: String, detail: String },
@@ -95,6 +106,7 @@ impl BackendError {
             BackendError::EngineUnavailable { .. } => "engine_unavailable",
             BackendError::ImageUnavailable { .. } => "image_unavailable",
             BackendError::Credentials { .. } => "credentials",
+            BackendError::ImageContract { .. } => "image_contract",
             BackendError::Provision { .. } => "provision",
             BackendError::SandboxDead { .. } => "sandbox_dead",
             BackendError::Transfer { .. } => "transfer",
@@ -121,7 +133,8 @@ impl BackendError {
     }
 }
 
-/// Collapse a multi-line engine message into one line.
-pub(crate) fn one_line(s: &str) -> String {
+/// Collapse a multi-line message into one line (runs of whitespace, newlines included, become
+/// one space). The one rule every atp error message goes through.
+pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

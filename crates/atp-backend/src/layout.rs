@@ -3,8 +3,10 @@
 //! Invariant: a command given to [`crate::ComputeSession::exec`] runs as
 //! `timeout --kill-after=<grace> <budget> bash -lc '<prelude>; <command>'` where the prelude
 //! enters [`WORKDIR`] and links the warm cache [`LAKE_CACHE`] as the workdir's `.lake` when the
-//! image has one. The outer `sh` records its pid (the process group of `timeout`) under
-//! [`PID_DIR`] so that [`cancel_script`] can kill the whole command tree from a second exec.
+//! image has one. The outer shell is `bash` too — never `sh`, whose `timeout` may be a builtin
+//! applet without `--kill-after` (busybox) — and records its pid (the process group of
+//! `timeout`) under [`PID_DIR`] so that [`cancel_script`] can kill the whole command tree from a
+//! second exec. What an image must provide for this is [`crate::contract`]'s baseline.
 
 use std::time::Duration;
 
@@ -18,6 +20,9 @@ pub const PID_DIR: &str = "/tmp/.atp-exec";
 pub const LABEL_RUN_ID: &str = "atp.run-id";
 /// Label / tag present (value `true`) on every sandbox atp creates.
 pub const LABEL_MANAGED: &str = "atp.managed";
+/// Label / tag naming what a sandbox is for when it is not the run's main work (e.g.
+/// `self-test` for the verifier's canaries), so tools and tests can tell them apart.
+pub const LABEL_PURPOSE: &str = "atp.purpose";
 /// Default grace between SIGTERM and SIGKILL when a command exceeds its budget.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(30);
 /// Default command budget when neither the exec nor the session sets one.
@@ -28,6 +33,9 @@ pub const DEFAULT_BACKSTOP_MARGIN: Duration = Duration::from_secs(60);
 pub const TIMEOUT_EXIT: i64 = 124;
 /// Exit status of GNU `timeout` when the command ignored SIGTERM and was killed after the grace.
 pub const TIMEOUT_KILLED_EXIT: i64 = 137;
+
+/// The commands [`exec_argv`], [`prelude`] and [`cancel_script`] run (besides bash builtins).
+pub const WRAPPER_COMMANDS: &[&str] = &["bash", "timeout", "mkdir", "ln", "cat"];
 
 /// Quote `s` for a POSIX shell as one word.
 pub fn shell_quote(s: &str) -> String {
@@ -57,8 +65,9 @@ fn secs(d: Duration) -> String {
 
 /// The argv a backend hands to its engine for one exec with id `exec_id`.
 ///
-/// The outer `sh` writes its pid, then `exec`s GNU `timeout`, which makes itself a process group
-/// leader; [`cancel_script`] kills that group.
+/// The outer `bash` writes its pid, then `exec`s GNU `timeout` (found on `PATH` by bash, so a
+/// shell's own applet can never stand in for it), which makes itself a process group leader;
+/// [`cancel_script`] kills that group.
 pub fn exec_argv(exec_id: &str, command: &str, budget: Duration, grace: Duration) -> Vec<String> {
     let inner = format!("{}; {}", prelude(), command);
     let script = format!(
@@ -68,7 +77,7 @@ pub fn exec_argv(exec_id: &str, command: &str, budget: Duration, grace: Duration
         secs(budget),
         shell_quote(&inner)
     );
-    vec!["sh".into(), "-c".into(), script]
+    vec!["bash".into(), "-c".into(), script]
 }
 
 /// A script that kills the command tree of exec `exec_id` (run as a second exec).
@@ -77,7 +86,7 @@ pub fn cancel_script(exec_id: &str) -> Vec<String> {
         "p=$(cat {PID_DIR}/{exec_id}.pid 2>/dev/null) && [ -n \"$p\" ] && \
          {{ kill -KILL -- -$p 2>/dev/null; kill -KILL $p 2>/dev/null; }}; true"
     );
-    vec!["sh".into(), "-c".into(), script]
+    vec!["bash".into(), "-c".into(), script]
 }
 
 #[cfg(test)]
@@ -105,7 +114,7 @@ mod tests {
             Duration::from_millis(2500),
             Duration::from_secs(3),
         );
-        assert_eq!(argv[0], "sh");
+        assert_eq!(argv[0], "bash");
         assert!(argv[2].contains("exec timeout --kill-after=3 2.500 bash -lc "));
         assert!(argv[2].contains("/tmp/.atp-exec/e1.pid"));
         assert!(argv[2].contains("ln -sfn /workspace/.lake .lake"));

@@ -8,22 +8,29 @@
 //! [`TeardownGuard`] that blocks until the sandbox is gone.
 //!
 //! Architecture invariant: this crate knows nothing about Lean, Docker or Modal. It fixes the
-//! layout every sandbox shares, the command wrapping (GNU `timeout` under `bash -lc`), the result
-//! and error types, and the machinery every backend reuses (line splitting, timeouts, teardown).
+//! layout every sandbox shares, the command wrapping (GNU `timeout` under `bash -lc`), the one
+//! policy for session and exec inputs ([`SessionOptions::validate`], [`ExecOptions::timing`]),
+//! the image contract ([`contract`]), the result and error types, and the machinery every
+//! backend reuses (line splitting, timeouts, teardown).
 
+pub mod contract;
 mod error;
 mod guard;
 mod handle;
 pub mod layout;
 mod options;
 mod run_id;
+pub mod serde_secs;
 mod session;
 mod split;
 
-pub use error::{BackendError, Result};
+pub use error::{one_line, BackendError, Result};
 pub use guard::TeardownGuard;
 pub use handle::{CommandHandle, ExecDriver, OutputSink};
-pub use options::{ExecOptions, Mount, NetworkMode, Resources, SessionOptions};
+pub use options::{
+    ExecOptions, ExecTiming, Mount, NetworkMode, Requirements, Resources, SessionOptions,
+    ValidSession,
+};
 pub use run_id::RunId;
 pub use session::{
     CommandResult, ComputeBackend, ComputeSession, GcEntry, GcFilter, Health, ImageInfo,

@@ -15,27 +15,13 @@ pub struct CommandResult {
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
-    #[serde(rename = "duration_s", with = "secs_f64")]
+    #[serde(rename = "duration_s", with = "crate::serde_secs")]
     pub duration: Duration,
 }
 
 impl CommandResult {
     pub fn success(&self) -> bool {
         self.exit_code == 0
-    }
-}
-
-mod secs_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
     }
 }
 
@@ -62,6 +48,10 @@ pub struct ImageInfo {
     /// The image's labels (pins are read from these by the image crate).
     pub labels: BTreeMap<String, String>,
     pub size_bytes: Option<u64>,
+    /// Registry digests (`repo@sha256:…`) of the image, when the engine knows them (a pulled
+    /// image); empty for images built or imported locally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
 }
 
 /// Which managed sandboxes `gc` considers.
@@ -108,6 +98,12 @@ pub trait ComputeSession: Send + Sync + fmt::Debug {
     /// Pull the sandbox workdir (without `.lake`) back over the host workdir (no-op for binds).
     async fn sync_out(&self) -> Result<()>;
     /// Tear the sandbox down. Idempotent.
+    ///
+    /// On an engine whose workdir is a copy (Modal), `close` first pulls the workdir back like
+    /// [`ComputeSession::sync_out`] when a command ran since the last pull, so nothing a command
+    /// wrote is lost; the sandbox is torn down even when that pull fails, and the pull's error
+    /// is returned. Call `sync_out` yourself to handle a failed pull before closing. On a bind
+    /// mount (Docker) there is nothing to pull.
     async fn close(&self) -> Result<()>;
 
     /// Run a command to completion.

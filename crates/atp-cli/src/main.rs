@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                 None => code,
             },
             Some(Err(e)) => {
-                eprintln!("error: {}", one_line(&format!("{e:#}")));
+                eprintln!("error: {}", atp_backend::one_line(&format!("{e:#}")));
                 ExitCode::from(signals.exit_code().unwrap_or(2))
             }
             None => ExitCode::from(signals.exit_code().unwrap_or(130)),
@@ -120,8 +120,4 @@ fn init_tracing(level: &str) -> Result<(), String> {
         .with(run_trace)
         .try_init()
         .map_err(|e| format!("cannot install logging: {e}"))
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

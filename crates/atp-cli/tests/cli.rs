@@ -2,17 +2,19 @@
 //!
 //! Tests that need the engine skip loudly without one and fail when `ATP_REQUIRE_DOCKER=1`.
 
-use std::io::Write;
 use std::process::{Command, Output};
 
 use atp_backend::{ComputeBackend, NetworkMode, RunId, SessionOptions};
-use atp_docker::{DockerBackend, DockerConfig};
+use atp_test_support::test_image;
 
-const TEST_IMAGE: &str = "atp-test:latest";
+use crate::common::{engine, stderr, stdout};
+
+/// An image name for tests that contact no engine (any name would do).
+const ANY_IMAGE: &str = "atp-test:latest";
 
 /// Run `atp` with a clean environment for the variables it reads.
 fn atp(args: &[&str], docker_host: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atp"));
+    let mut cmd = Command::new(crate::common::ATP);
     cmd.args(args)
         .env_remove("ATP_LOG")
         .env_remove("ATP_BACKEND")
@@ -22,39 +24,6 @@ fn atp(args: &[&str], docker_host: Option<&str>) -> Output {
         cmd.env("DOCKER_HOST", h);
     }
     cmd.output().expect("atp runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-async fn engine(test: &str) -> Option<DockerBackend> {
-    let b = DockerBackend::new(DockerConfig {
-        network: NetworkMode::None,
-        ..DockerConfig::for_image(TEST_IMAGE)
-    });
-    let problem = match b.health().await {
-        Err(e) => Some(e.to_string()),
-        Ok(_) => b.image_info().await.err().map(|e| e.to_string()),
-    };
-    match problem {
-        None => Some(b),
-        Some(p) if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") => {
-            panic!("{test}: ATP_REQUIRE_DOCKER=1 but: {p}")
-        }
-        Some(p) => {
-            // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED {test}: needs a Docker engine and {TEST_IMAGE}: {p}\n"
-            );
-            None
-        }
-    }
 }
 
 #[test]
@@ -76,7 +45,7 @@ fn help_texts() {
 #[test]
 fn doctor_on_a_dead_engine_fails_with_a_json_report() {
     let o = atp(
-        &["doctor", "--json", "--image", TEST_IMAGE],
+        &["doctor", "--json", "--image", ANY_IMAGE],
         Some("unix:///nonexistent.sock"),
     );
     assert_eq!(o.status.code(), Some(1));
@@ -137,7 +106,8 @@ async fn doctor_reports_the_test_image_and_its_labels() {
     {
         return;
     }
-    let o = atp(&["doctor", "--json", "--image", TEST_IMAGE], None);
+    let image = test_image();
+    let o = atp(&["doctor", "--json", "--image", &image], None);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["ok"], true);
@@ -145,7 +115,7 @@ async fn doctor_reports_the_test_image_and_its_labels() {
     assert!(v["engine"]["version"].is_string());
     assert!(v["engine"]["api_version"].is_string());
     assert_eq!(v["image_check"]["labels"]["atp.test-image"], "true");
-    let text = stdout(&atp(&["doctor", "--image", TEST_IMAGE], None));
+    let text = stdout(&atp(&["doctor", "--image", &image], None));
     assert!(text.contains("label     atp.test-image=true"), "{text}");
     assert!(text.ends_with("all checks passed\n"), "{text}");
 
@@ -219,7 +189,7 @@ async fn gc_removes_a_leaked_sandbox_of_one_run() {
 
 #[tokio::test]
 async fn doctor_self_test_prints_the_canary_table() {
-    let image = std::env::var("ATP_TEST_IMAGE").unwrap_or_else(|_| TEST_IMAGE.to_string());
+    let image = atp_test_support::test_image();
     if engine("doctor_self_test_prints_the_canary_table")
         .await
         .is_none()

@@ -1,13 +1,13 @@
 //! `atp image render` / `atp build-image` end to end. The engine test needs a Docker engine, the
-//! `docker` CLI and `atp-test:latest` (`cargo xtask test-image`); it skips loudly without them
+//! `docker` CLI and the test image (`cargo xtask test-image`); it skips loudly without them
 //! and fails instead when `ATP_REQUIRE_DOCKER=1`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const ATP: &str = env!("CARGO_BIN_EXE_atp");
-const BASE: &str = "atp-test:latest";
+use atp_test_support::test_image;
+
+use crate::common::{engine_ready, stderr, stdout, ATP};
 
 fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images")
@@ -30,14 +30,6 @@ fn spec_dir(spec: &str) -> tempfile::TempDir {
 
 fn atp(args: &[&str]) -> Output {
     Command::new(ATP).args(args).output().expect("run atp")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -101,28 +93,6 @@ fn a_bad_spec_is_one_line_naming_the_key() {
     assert!(err.contains("bsae") && err.contains("spec.toml"), "{err}");
 }
 
-fn engine_ready() -> bool {
-    let required = std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1");
-    let probe = Command::new("docker")
-        .args(["image", "inspect", BASE, "--format", "{{.Id}}"])
-        .output();
-    let reason = match probe {
-        Ok(o) if o.status.success() => return true,
-        Ok(o) => format!(
-            "`docker image inspect {BASE}` failed: {} (run `cargo xtask test-image`)",
-            stderr(&o).trim()
-        ),
-        Err(e) => format!("no docker CLI: {e}"),
-    };
-    assert!(!required, "ATP_REQUIRE_DOCKER=1 but {reason}");
-    // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "!!!! SKIPPING atp build-image engine test: {reason} !!!!"
-    );
-    false
-}
-
 fn inspect(image: &str, format: &str) -> String {
     let out = Command::new("docker")
         .args(["image", "inspect", image, "--format", format])
@@ -138,11 +108,12 @@ fn rmi(image: &str) {
 
 #[test]
 fn docker_cli_build_of_rendered_dockerfile_matches_atp_build_image() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = spec_dir(&format!(
-        "base = \"{BASE}\"\n\
+        "base = \"{base}\"\n\
          [labels]\n\"org.example.purpose\" = \"cli equivalence\"\n\
          [[step]]\nenv = {{ MARK = \"one\" }}\n\
          [[step]]\nrun = [\"mkdir -p /opt/mark\", \"echo $MARK > /opt/mark/file\"]\n\
@@ -243,11 +214,12 @@ fn docker_cli_build_of_rendered_dockerfile_matches_atp_build_image() {
 
 #[test]
 fn failing_build_names_the_step_and_shows_its_output() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = spec_dir(&format!(
-        "base = \"{BASE}\"\n\
+        "base = \"{base}\"\n\
          [[step]]\nrun = [\"echo step-output-before-failure\", \"exit 42\"]\n\
          [[step]]\ncopy_skeleton = \"/workspace\"\n"
     ));
@@ -298,14 +270,15 @@ fn failing_build_names_the_step_and_shows_its_output() {
 
 #[test]
 fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
-    if !engine_ready() {
+    if !engine_ready(module_path!()) {
         return;
     }
+    let base = test_image();
     let dir = tempfile::tempdir().expect("tempdir");
     // Blank the pin labels the test image inherits: an image without atp pins.
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM {BASE}\nLABEL atp.lean-toolchain=\"\" atp.mathlib-rev=\"\"\n"),
+        format!("FROM {base}\nLABEL atp.lean-toolchain=\"\" atp.mathlib-rev=\"\"\n"),
     )
     .expect("write");
     let tag = format!("atp-test-build-nolabels-{:x}:latest", std::process::id());
@@ -329,7 +302,7 @@ fn pins_of_an_unlabelled_image_fall_back_to_the_spec_flagged() {
         "image",
         "pins",
         "--image",
-        BASE,
+        &base,
         "--json",
         "--spec",
         spec.to_str().expect("utf8"),
@@ -693,6 +666,13 @@ fn stale_default_spec() -> (tempfile::TempDir, PathBuf) {
         dir.path().join("open-atp.lock"),
     )
     .expect("copy lock");
+    // the spec's copy step (atp's checker sources) travels with it
+    let checker = dir.path().join("checker");
+    std::fs::create_dir(&checker).expect("mkdir checker");
+    for e in std::fs::read_dir(images_dir().join("checker")).expect("checker sources") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), checker.join(e.file_name())).expect("copy checker source");
+    }
     (dir, spec)
 }
 
@@ -823,9 +803,10 @@ fn image_pins_of_the_locked_default_spec_lists_the_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_build_installs_the_locked_versions_and_doctor_shows_them() {
-    if !engine_ready() {
+    if crate::common::engine(module_path!()).await.is_none() {
         return;
     }
+    let base = test_image();
     let (npm, pypi) = fake_registries().await;
     // Stand-in `npm` and `pipx` that print what they are asked to install: the test image has
     // neither, and builds run offline.
@@ -833,7 +814,7 @@ async fn a_locked_build_installs_the_locked_versions_and_doctor_shows_them() {
         \"printf '#!/bin/sh\\\\necho \\\"stand-in npm: $*\\\"\\\\n' > /usr/local/bin/npm\", \
         \"printf '#!/bin/sh\\\\necho \\\"stand-in pipx: $*\\\"\\\\n' > /usr/local/bin/pipx\", \
         \"chmod +x /usr/local/bin/npm /usr/local/bin/pipx\"]\n";
-    let dir = spec_dir(&tools_spec(BASE, stand_ins));
+    let dir = spec_dir(&tools_spec(&base, stand_ins));
     let spec = dir.path().join("spec.toml");
     let spec_s = spec.to_str().expect("utf8");
     let docker_host =

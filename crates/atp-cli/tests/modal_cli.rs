@@ -1,37 +1,15 @@
 //! `atp` with `--backend modal` end to end: the real binary against the in-process fake Modal
-//! (whose sandboxes are local containers of atp-test:latest with the stand-in `lake`).
+//! (whose sandboxes are local containers of the test image with the stand-in `lake`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use atp_modal_fake::{FakeModal, FakeOptions};
+use atp_test_support::fixture;
 
-async fn fake() -> Option<FakeModal> {
-    match FakeModal::start(FakeOptions::default()).await {
-        Ok(f) => Some(f),
-        Err(e) => {
-            if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
-            }
-            {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "!!! SKIPPED (no Docker engine / test image): {e}"
-                );
-            }
-            None
-        }
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
+use crate::common::fake;
 
 async fn atp(fake: &FakeModal, home: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+    let o = tokio::process::Command::new(crate::common::ATP)
         .args(args)
         .env("MODAL_SERVER_URL", fake.url())
         .env("MODAL_TOKEN_ID", "ak-cli-test")
@@ -52,7 +30,9 @@ async fn atp(fake: &FakeModal, home: &Path, args: &[&str]) -> (i32, String, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_verify_and_gc_run_on_modal() {
-    let Some(fake) = fake().await else { return };
+    let Some(fake) = fake(module_path!()).await else {
+        return;
+    };
     let home = tempfile::tempdir().expect("tmp");
     let (code, out, err) = atp(
         &fake,
@@ -126,7 +106,7 @@ async fn doctor_verify_and_gc_run_on_modal() {
 #[tokio::test]
 async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
     let home = tempfile::tempdir().expect("tmp");
-    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+    let o = tokio::process::Command::new(crate::common::ATP)
         .args(["doctor", "--backend", "modal"])
         .env("HOME", home.path())
         .env_remove("MODAL_TOKEN_ID")
@@ -143,11 +123,34 @@ async fn missing_modal_credentials_is_one_line_naming_modal_setup() {
         err.starts_with("error: ") && err.contains("modal setup"),
         "{err}"
     );
+    // `atp verify` keeps the error's kind in result.json.
+    let out = home.path().join("v");
+    let o = tokio::process::Command::new(crate::common::ATP)
+        .args(["verify", "--backend", "modal", "--output"])
+        .arg(&out)
+        .arg(fixture("clean"))
+        .env("HOME", home.path())
+        .env_remove("MODAL_TOKEN_ID")
+        .env_remove("MODAL_TOKEN_SECRET")
+        .env_remove("MODAL_CONFIG_PATH")
+        .env_remove("MODAL_PROFILE")
+        .output()
+        .await
+        .expect("atp runs");
+    assert_eq!(o.status.code(), Some(2));
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("logs/result.json")).expect("result.json"),
+    )
+    .expect("json");
+    assert_eq!(r["status"], "error");
+    assert_eq!(r["error"]["kind"], "credentials", "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_modal_image_publishes_the_spec_and_the_backend_reads_its_pins() {
-    let Some(fake) = fake().await else { return };
+    let Some(fake) = fake(module_path!()).await else {
+        return;
+    };
     let home = tempfile::tempdir().expect("tmp");
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/open-atp.toml");
     let spec = spec.to_str().expect("utf8");
@@ -223,7 +226,9 @@ async fn build_modal_image_publishes_the_spec_and_the_backend_reads_its_pins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prove_with_tactics_runs_on_modal_and_verifies_in_a_second_sandbox() {
-    let Some(fake) = fake().await else { return };
+    let Some(fake) = fake(module_path!()).await else {
+        return;
+    };
     let home = tempfile::tempdir().expect("tmp");
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
@@ -256,11 +261,13 @@ async fn prove_with_tactics_runs_on_modal_and_verifies_in_a_second_sandbox() {
         .sandboxes()
         .into_iter()
         .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        // the verifier's self-test canaries (once per image id) are not this run's work
+        .filter(|s| !s.tags.contains_key(atp_backend::layout::LABEL_PURPOSE))
         .collect();
     assert_eq!(
         boxes.len(),
-        2,
-        "the prover's sandbox and the verifier's: {boxes:?}"
+        3,
+        "the prover's sandbox and the verifier's two (build, check): {boxes:?}"
     );
     assert!(boxes.iter().all(|s| s.terminated && s.network_blocked));
     fake.shutdown().await;
@@ -294,7 +301,7 @@ async fn claude_code_proves_on_modal_and_the_verifier_runs_without_network() {
     let home = tempfile::tempdir().expect("tmp");
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("out");
-    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
+    let o = tokio::process::Command::new(crate::common::ATP)
         .args([
             "prove",
             fixture("original").to_str().expect("utf8"),
@@ -339,13 +346,16 @@ async fn claude_code_proves_on_modal_and_the_verifier_runs_without_network() {
         .sandboxes()
         .into_iter()
         .filter(|s| s.tags.get("atp.run-id").map(String::as_str) == r["run_id"].as_str())
+        // the verifier's self-test canaries (once per image id) are not this run's work
+        .filter(|s| !s.tags.contains_key(atp_backend::layout::LABEL_PURPOSE))
         .collect();
-    assert_eq!(boxes.len(), 2, "{boxes:?}");
+    // the agent's sandbox and the verifier's two (build, check)
+    assert_eq!(boxes.len(), 3, "{boxes:?}");
     assert!(boxes.iter().all(|s| s.terminated), "{boxes:?}");
     assert_eq!(
         boxes.iter().filter(|s| s.network_blocked).count(),
-        1,
-        "the verifier's sandbox has no network, the agent's has: {boxes:?}"
+        2,
+        "the verifier's sandboxes have no network, the agent's has: {boxes:?}"
     );
     // The credential travelled in the exec, never in the sandbox's definition.
     assert!(boxes

@@ -1,24 +1,17 @@
-//! `atp verify` end to end: the real binary, Docker, and the stand-in `lake` of atp-test:latest.
+//! `atp verify` end to end: the real binary, Docker, and the stand-in `lake` of the test image.
 //!
 //! Engine-dependent cases skip loudly without an engine/test image (fail with
 //! ATP_REQUIRE_DOCKER=1); input errors need no engine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The stand-in test image (`ATP_TEST_IMAGE`, default `atp-test:latest`).
-fn test_image() -> String {
-    atp_test_support::test_image()
-}
+use atp_test_support::{fixture, test_image};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
+use crate::common::{engine_ready, ATP};
 
 fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
-    let o = Command::new(env!("CARGO_BIN_EXE_atp"))
+    let o = Command::new(ATP)
         .arg("verify")
         .args(args)
         .args(["--image", &test_image(), "--timeout", "120", "--output"])
@@ -35,31 +28,6 @@ fn atp(args: &[&str], out: &Path) -> (i32, String, serde_json::Value) {
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
         result,
     )
-}
-
-fn engine_ready(test: &str) -> bool {
-    let ok = Command::new(env!("CARGO_BIN_EXE_atp"))
-        .args(["doctor", "--json", "--image", &test_image()])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("ATP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            panic!(
-                "{test}: ATP_REQUIRE_DOCKER=1 but `atp doctor --image {}` fails",
-                test_image()
-            );
-        }
-        {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED {test}: needs a Docker engine and {} (cargo xtask test-image)\n",
-                test_image()
-            );
-        }
-    }
-    ok
 }
 
 #[test]
@@ -190,4 +158,90 @@ fn human_summary_lists_files_and_violations() {
         text.contains("Fixture.lean:14  statement_changed [Fixture.two_mul']"),
         "{text}"
     );
+}
+
+/// `atp verify FIXTURE --original original --image IMAGE`, from an async test.
+async fn verify_on(
+    image: &str,
+    fixture_name: &str,
+    out: &Path,
+) -> (i32, String, serde_json::Value) {
+    let o = tokio::process::Command::new(ATP)
+        .arg("verify")
+        .arg(fixture(fixture_name))
+        .arg("--original")
+        .arg(fixture("original"))
+        .args(["--image", image, "--timeout", "120", "--output"])
+        .arg(out)
+        .output()
+        .await
+        .expect("atp runs");
+    let r = serde_json::from_str(
+        &std::fs::read_to_string(out.join("logs/result.json")).expect("result.json"),
+    )
+    .expect("json");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        r,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_mktemp_is_an_error_naming_it_never_a_verdict() {
+    let Some(image) = atp_test_support::variant_image(
+        "an_image_without_mktemp_is_an_error_naming_it_never_a_verdict",
+        "no-mktemp",
+        &["rm /usr/bin/mktemp"],
+    )
+    .await
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (code, stderr, r) = verify_on(&image, "clean", &tmp.path().join("o")).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(r["status"], "error", "{r}");
+    assert_eq!(r["error"]["kind"], "image_contract", "{r}");
+    assert!(
+        r["verification"].is_null(),
+        "no verdict from a broken sandbox: {r}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: image ") && stderr.contains("`mktemp` not found"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busybox_sh_image_verifies_like_the_test_image() {
+    let Some(image) = atp_test_support::variant_image(
+        "a_busybox_sh_image_verifies_like_the_test_image",
+        "busybox-sh",
+        &["ln -sf busybox /usr/bin/sh"],
+    )
+    .await
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (code, stderr, r) = verify_on(&image, "clean", &tmp.path().join("clean")).await;
+    assert_eq!(code, 0, "{stderr}{r}");
+    assert_eq!(r["status"], "verified");
+    let (code, stderr, r) = verify_on(&image, "broken_proof", &tmp.path().join("broken")).await;
+    assert_eq!(code, 1, "{stderr}{r}");
+    assert_eq!(r["status"], "unverified");
+
+    let timeout = atp_test_support::variant_image(
+        "a_busybox_sh_image_verifies_like_the_test_image",
+        "busybox-timeout",
+        &["ln -sf busybox /usr/bin/timeout"],
+    )
+    .await
+    .expect("engine present");
+    let (code, stderr, r) = verify_on(&timeout, "clean", &tmp.path().join("t")).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(r["error"]["kind"], "image_contract", "{r}");
+    assert!(stderr.contains("not GNU timeout"), "{stderr}");
 }

@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use atp_backend::contract::{ContractCache, ImageRef};
 use atp_backend::layout::{LABEL_MANAGED, LABEL_RUN_ID, WORKDIR};
 use atp_backend::{
     BackendError, ComputeBackend, ComputeSession, GcEntry, GcFilter, Health, ImageInfo,
-    NetworkMode, Result, RunId, SessionOptions,
+    NetworkMode, Result, SessionOptions, ValidSession,
 };
 use bollard::models::{ContainerCreateBody, HostConfig, Mount as DockerMount, MountType};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 use bollard::Docker;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
+use crate::build::{BuildError, BuildEvent, BuildRequest, BuiltImage};
+use crate::engine::{connect_negotiated, force_remove};
 use crate::error::{self, BACKEND};
 use crate::session::DockerSession;
 
@@ -28,8 +29,8 @@ pub const DEFAULT_IMAGE: &str = "open-atp:latest";
 pub const DEFAULT_CONTAINER_HOME: &str = "/root";
 /// Where the engine is reached when neither the config nor `DOCKER_HOST` names an endpoint.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-/// Request timeout of the engine client (for everything except streamed exec output).
-const CLIENT_TIMEOUT_SECS: u64 = 120;
+/// Deadline of the image contract check in a new container.
+const CONTRACT_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`DockerBackend`] reaches the engine and builds its containers.
 #[derive(Debug, Clone)]
@@ -74,30 +75,14 @@ impl DockerConfig {
     }
 }
 
-/// Open a client for `endpoint` without contacting it.
-pub(crate) fn connect(endpoint: &str) -> std::result::Result<Docker, bollard::errors::Error> {
-    if endpoint.starts_with("unix://") {
-        Docker::connect_with_unix(endpoint, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else {
-        Docker::connect_with_host(endpoint)
-    }
-}
-
-/// Open a client for `endpoint` and negotiate the API version with the engine.
-pub(crate) async fn connect_negotiated(endpoint: &str) -> Result<Docker> {
-    let docker = connect(endpoint).map_err(|e| error::unavailable(endpoint, &e))?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| error::map(endpoint, "version negotiation", e))
-}
-
 /// The Docker implementation of [`ComputeBackend`].
 ///
 /// Invariants: every container it creates carries `atp.run-id` and `atp.managed=true`, runs
 /// `sleep infinity` under the engine's init, has the host workdir bind-mounted at
 /// [`WORKDIR`] and is removed by the session's `close` or its teardown guard. The engine is
-/// contacted lazily; the API version is negotiated once per backend.
+/// contacted lazily; the API version is negotiated once per backend. Containers are created from
+/// the image id the name resolved to, and the first session of each image id checks the image
+/// contract ([`atp_backend::contract`]) before it is handed out.
 #[derive(Debug, Clone)]
 pub struct DockerBackend {
     inner: Arc<Inner>,
@@ -108,6 +93,7 @@ struct Inner {
     config: DockerConfig,
     endpoint: String,
     client: OnceCell<Docker>,
+    contract: ContractCache,
 }
 
 impl DockerBackend {
@@ -119,6 +105,7 @@ impl DockerBackend {
                 config,
                 endpoint,
                 client: OnceCell::new(),
+                contract: ContractCache::new(),
             }),
         }
     }
@@ -139,61 +126,82 @@ impl DockerBackend {
     }
 
     /// The engine client, connected and version-negotiated (once).
-    pub async fn client(&self) -> Result<&Docker> {
+    pub(crate) async fn client(&self) -> Result<&Docker> {
         self.inner
             .client
             .get_or_try_init(|| connect_negotiated(&self.inner.endpoint))
             .await
     }
 
+    /// Build `req` with the engine's classic builder, streaming progress to `progress` (see
+    /// [`crate::build`]).
+    pub async fn build_image<F>(
+        &self,
+        req: BuildRequest,
+        progress: F,
+    ) -> std::result::Result<BuiltImage, BuildError>
+    where
+        F: FnMut(&BuildEvent) + Send,
+    {
+        let docker = self.client().await.map_err(|e| match e {
+            BackendError::EngineUnavailable {
+                endpoint, detail, ..
+            } => BuildError::EngineUnavailable(format!("{endpoint}: {detail}")),
+            other => BuildError::Engine(other.to_string()),
+        })?;
+        crate::build::build_image(docker, req, progress).await
+    }
+
     fn map(&self, operation: &str, e: bollard::errors::Error) -> BackendError {
         error::map(&self.inner.endpoint, operation, e)
+    }
+
+    /// The engine id of the configured image; [`BackendError::ImageUnavailable`] when missing.
+    async fn image_id(&self, docker: &Docker) -> Result<String> {
+        let image = &self.inner.config.image;
+        let inspect =
+            docker
+                .inspect_image(image)
+                .await
+                .map_err(|e| match error::server_status(&e) {
+                    Some(404) => error::image_missing(image),
+                    _ => self.map("inspect image", e),
+                })?;
+        inspect.id.ok_or_else(|| {
+            BackendError::engine(BACKEND, "inspect image", format!("{image} has no id"))
+        })
     }
 
     async fn create_container(
         &self,
         docker: &Docker,
-        workdir: &Path,
+        image_id: &str,
+        v: &ValidSession,
         opts: &SessionOptions,
-        run_id: &RunId,
     ) -> Result<String> {
         let mut mounts = vec![DockerMount {
             target: Some(WORKDIR.into()),
-            source: Some(workdir.to_string_lossy().into_owned()),
+            source: Some(v.workdir.to_string_lossy().into_owned()),
             typ: Some(MountType::BIND),
             read_only: Some(false),
             ..Default::default()
         }];
-        for m in &opts.mounts {
-            let host = m.host.canonicalize().map_err(|e| {
-                BackendError::InvalidInput(format!(
-                    "mount source {} is not accessible ({e}) — create it or drop the mount",
-                    m.host.display()
-                ))
-            })?;
-            if !m.container.starts_with('/') {
-                return Err(BackendError::InvalidInput(format!(
-                    "mount target {:?} must be an absolute container path",
-                    m.container
-                )));
-            }
+        for m in &v.mounts {
             mounts.push(DockerMount {
                 target: Some(m.container.clone()),
-                source: Some(host.to_string_lossy().into_owned()),
+                source: Some(m.host.to_string_lossy().into_owned()),
                 typ: Some(MountType::BIND),
                 read_only: Some(m.read_only),
                 ..Default::default()
             });
         }
-        let mut labels: HashMap<String, String> = opts
+        let labels: HashMap<String, String> = v
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        labels.insert(LABEL_RUN_ID.into(), run_id.to_string());
-        labels.insert(LABEL_MANAGED.into(), "true".into());
         let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let network = NetworkMode::effective(self.inner.config.network, opts.network);
+        let network = v.network;
         let network_off = network == NetworkMode::None;
         let host_config = HostConfig {
             mounts: Some(mounts),
@@ -212,7 +220,7 @@ impl DockerBackend {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(self.inner.config.image.clone()),
+            image: Some(image_id.to_string()),
             entrypoint: Some(vec!["sleep".into(), "infinity".into()]),
             cmd: None,
             env: (!env.is_empty()).then_some(env),
@@ -222,7 +230,7 @@ impl DockerBackend {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let name = format!("atp-{}-{}", run_id.short(), short_random());
+        let name = format!("atp-{}-{}", v.run_id.short(), short_random());
         let created = docker
             .create_container(
                 Some(CreateContainerOptionsBuilder::new().name(&name).build()),
@@ -240,21 +248,6 @@ impl DockerBackend {
 /// Eight random hex digits for container names.
 fn short_random() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-/// Remove a container by force (kills it first); a container that is already gone is fine.
-pub(crate) async fn force_remove(docker: &Docker, id: &str) -> std::result::Result<(), String> {
-    let opts = RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
-        .build();
-    match docker.remove_container(id, Some(opts)).await {
-        Ok(()) => Ok(()),
-        Err(e) if error::server_status(&e) == Some(404) => Ok(()),
-        // "removal of container … is already in progress"
-        Err(e) if error::server_status(&e) == Some(409) => Ok(()),
-        Err(e) => Err(error::server_message(&e)),
-    }
 }
 
 #[async_trait]
@@ -318,6 +311,7 @@ impl ComputeBackend for DockerBackend {
             id: inspect.id.unwrap_or_default(),
             labels,
             size_bytes: inspect.size.and_then(|s| u64::try_from(s).ok()),
+            repo_digests: inspect.repo_digests.unwrap_or_default(),
         })
     }
 
@@ -326,38 +320,46 @@ impl ComputeBackend for DockerBackend {
         workdir: &Path,
         opts: SessionOptions,
     ) -> Result<Box<dyn ComputeSession>> {
-        let workdir = workdir.canonicalize().map_err(|e| {
-            BackendError::InvalidInput(format!(
-                "workdir {} is not accessible ({e}) — pass an existing directory",
-                workdir.display()
-            ))
-        })?;
-        if !workdir.is_dir() {
-            return Err(BackendError::InvalidInput(format!(
-                "workdir {} is not a directory — pass an existing directory",
-                workdir.display()
-            )));
-        }
-        let run_id = opts.run_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("docker_session", run_id = %run_id, container = tracing::field::Empty);
+        let v = opts.validate(workdir, self.inner.config.network)?;
+        let span = tracing::info_span!("docker_session", run_id = %v.run_id, container = tracing::field::Empty);
         async {
             let docker = self.client().await?;
+            let image_id = self.image_id(docker).await?;
             // Creation fails atomically on a missing image or an unreachable engine, so both are
             // detected before anything exists; from here on the guard owns the container.
-            let id = self
-                .create_container(docker, &workdir, &opts, &run_id)
-                .await?;
+            let id = self.create_container(docker, &image_id, &v, &opts).await?;
             tracing::Span::current().record("container", id.as_str());
             let session = DockerSession::new(
                 docker.clone(),
                 self.inner.endpoint.clone(),
                 id,
-                run_id,
-                workdir,
+                v.run_id.clone(),
+                v.workdir.clone(),
                 opts.timeout,
             );
             session.start().await?;
             tracing::debug!("container started");
+            let image = &self.inner.config.image;
+            let remedy = error::contract_remedy(image);
+            let checked = self
+                .inner
+                .contract
+                .ensure(
+                    &ImageRef {
+                        backend: BACKEND,
+                        image,
+                        id: &image_id,
+                        remedy: &remedy,
+                    },
+                    &opts.requires,
+                    |argv| session.run_argv(argv, CONTRACT_CHECK_TIMEOUT),
+                )
+                .await;
+            if let Err(e) = checked {
+                // Best effort; the guard retries on drop if this fails.
+                let _ = session.close().await;
+                return Err(e);
+            }
             Ok(Box::new(session) as Box<dyn ComputeSession>)
         }
         .instrument(span)

@@ -116,10 +116,11 @@ fn last_lines_suffix(lines: &[String]) -> String {
     }
 }
 
-/// Build `req` with the classic builder, streaming progress to `progress`.
+/// Build `req` with the classic builder, streaming progress to `progress` (the public entry is
+/// [`crate::DockerBackend::build_image`]).
 ///
 /// Invariant: no intermediate container is left behind, failed or not.
-pub async fn build_image<F>(
+pub(crate) async fn build_image<F>(
     docker: &Docker,
     req: BuildRequest,
     mut progress: F,

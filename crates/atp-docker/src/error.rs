@@ -1,6 +1,6 @@
 //! Mapping of bollard errors onto [`BackendError`].
 
-use atp_backend::BackendError;
+use atp_backend::{one_line, BackendError};
 use bollard::errors::Error as DockerError;
 
 /// Backend name used in errors and health reports.
@@ -10,16 +10,29 @@ pub(crate) const BACKEND: &str = "docker";
 pub const ENGINE_REMEDY: &str =
     "start the daemon: `sudo systemctl start docker` or `dockerd &`; or set DOCKER_HOST";
 
-/// The command that builds `image` (the test images have their own builders).
+/// The command that builds `image`: `atp build-image` (with `--tag` unless it is the default
+/// image). atp's development test images exist only in a checkout and are built there:
+/// `atp-agents-test` by `cargo xtask agents-image`, `atp-test…` (and its variants) by `cargo
+/// xtask test-image`.
 pub fn image_remedy(image: &str) -> String {
     let repo = image.split(':').next().unwrap_or(image);
-    if repo == "atp-test" {
-        "cargo xtask test-image".to_string()
-    } else if repo == "atp-agents-test" {
+    if repo == "atp-agents-test" {
         "cargo xtask agents-image".to_string()
+    } else if repo.starts_with("atp-test") {
+        "cargo xtask test-image".to_string()
+    } else if image == crate::DEFAULT_IMAGE || image == "open-atp" {
+        "atp build-image".to_string()
     } else {
-        "cargo xtask build-docker-image".to_string()
+        format!("atp build-image --tag {image}")
     }
+}
+
+/// What to do about an image that fails the sandbox contract.
+pub(crate) fn contract_remedy(image: &str) -> String {
+    format!(
+        "rebuild it with `{}` (atp's images provide bash, GNU coreutils and tar)",
+        image_remedy(image)
+    )
 }
 
 /// Whether the engine answered with an HTTP status (as opposed to not answering at all).
@@ -82,10 +95,6 @@ pub(crate) fn server_message(e: &DockerError) -> String {
     }
 }
 
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,15 +102,17 @@ mod tests {
     #[test]
     fn remedies_name_the_right_builder() {
         assert_eq!(image_remedy("atp-test:latest"), "cargo xtask test-image");
+        assert_eq!(image_remedy("open-atp:latest"), "atp build-image");
         assert_eq!(image_remedy("atp-test"), "cargo xtask test-image");
         assert_eq!(
             image_remedy("atp-agents-test:latest"),
             "cargo xtask agents-image"
         );
         assert_eq!(
-            image_remedy("open-atp:latest"),
-            "cargo xtask build-docker-image"
+            image_remedy("lab/prover:v2"),
+            "atp build-image --tag lab/prover:v2"
         );
+        assert!(contract_remedy("open-atp:latest").contains("`atp build-image`"));
     }
 
     #[test]

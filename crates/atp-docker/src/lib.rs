@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod build;
+mod engine;
 mod error;
 mod session;
 

@@ -7,12 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use atp_backend::layout::{
-    self, DEFAULT_BACKSTOP_MARGIN, DEFAULT_COMMAND_TIMEOUT, DEFAULT_KILL_GRACE,
-};
+use atp_backend::layout::{self, DEFAULT_BACKSTOP_MARGIN};
 use atp_backend::{
-    BackendError, CommandHandle, ComputeSession, ExecDriver, ExecOptions, OutputSink, Result,
-    RunId, TeardownGuard,
+    BackendError, CommandHandle, CommandResult, ComputeSession, ExecDriver, ExecOptions,
+    ExecTiming, OutputSink, Result, RunId, TeardownGuard,
 };
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -22,7 +20,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
-use crate::backend::{connect_negotiated, force_remove};
+use crate::engine::{connect_negotiated, force_remove};
 use crate::error::{self, BACKEND};
 
 /// Capacity of the exec output decoder (bytes buffered per read).
@@ -121,6 +119,85 @@ impl DockerSession {
             return Err(err);
         }
         Ok(())
+    }
+}
+
+impl DockerSession {
+    /// Start `argv` as an Engine exec (the caller wrapped it, or deliberately did not).
+    async fn start_exec(
+        &self,
+        exec_name: String,
+        argv: Vec<String>,
+        opts: ExecOptions,
+        timing: ExecTiming,
+    ) -> Result<CommandHandle> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BackendError::Closed {
+                id: short(&self.id).into(),
+            });
+        }
+        let span = tracing::info_span!(
+            "docker_exec",
+            run_id = %self.run_id,
+            container = short(&self.id),
+            exec = %exec_name
+        );
+        let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    attach_stdin: Some(opts.stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    env: (!env.is_empty()).then_some(env),
+                    cmd: Some(argv),
+                    ..Default::default()
+                },
+            )
+            .instrument(span.clone())
+            .await
+            .map_err(|e| exec_error(&self.endpoint, &self.id, e))?;
+        let driver = Arc::new(DockerExecDriver {
+            docker: self.docker.clone(),
+            endpoint: self.endpoint.clone(),
+            container: self.id.clone(),
+            exec_id: exec_name,
+        });
+        let docker = self.docker.clone();
+        let endpoint = self.endpoint.clone();
+        let container = self.id.clone();
+        let stdin = opts.stdin;
+        Ok(CommandHandle::spawn(
+            short(&self.id),
+            timing.budget,
+            timing.backstop,
+            driver,
+            move |sink| {
+                drive_exec(docker, endpoint, container, created.id, stdin, sink).instrument(span)
+            },
+        ))
+    }
+
+    /// Run `argv` as it is — outside the layout's wrapping, for the image contract check — to
+    /// completion within `deadline`.
+    pub(crate) async fn run_argv(
+        &self,
+        argv: Vec<String>,
+        deadline: Duration,
+    ) -> Result<CommandResult> {
+        let timing = ExecTiming {
+            budget: deadline,
+            grace: Duration::ZERO,
+            backstop: deadline,
+        };
+        let name = format!("check{}", self.exec_seq.fetch_add(1, Ordering::SeqCst));
+        self.start_exec(name, argv, ExecOptions::default(), timing)
+            .await?
+            .wait()
+            .await
     }
 }
 
@@ -270,62 +347,12 @@ impl ComputeSession for DockerSession {
     }
 
     async fn exec(&self, command: &str, opts: ExecOptions) -> Result<CommandHandle> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BackendError::Closed {
-                id: short(&self.id).into(),
-            });
-        }
-        let budget = opts
-            .timeout
-            .or(self.default_timeout)
-            .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
-        let grace = opts.kill_grace.unwrap_or(DEFAULT_KILL_GRACE);
-        let backstop = budget + grace + DEFAULT_BACKSTOP_MARGIN;
+        opts.validate()?;
+        let timing = opts.timing(self.default_timeout, DEFAULT_BACKSTOP_MARGIN);
         let seq = self.exec_seq.fetch_add(1, Ordering::SeqCst);
         let exec_name = format!("x{seq}");
-        let span = tracing::info_span!(
-            "docker_exec",
-            run_id = %self.run_id,
-            container = short(&self.id),
-            exec = %exec_name
-        );
-        let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let created = self
-            .docker
-            .create_exec(
-                &self.id,
-                CreateExecOptions {
-                    attach_stdin: Some(opts.stdin.is_some()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    env: (!env.is_empty()).then_some(env),
-                    cmd: Some(layout::exec_argv(&exec_name, command, budget, grace)),
-                    ..Default::default()
-                },
-            )
-            .instrument(span.clone())
-            .await
-            .map_err(|e| exec_error(&self.endpoint, &self.id, e))?;
-        let driver = Arc::new(DockerExecDriver {
-            docker: self.docker.clone(),
-            endpoint: self.endpoint.clone(),
-            container: self.id.clone(),
-            exec_id: exec_name,
-        });
-        let docker = self.docker.clone();
-        let endpoint = self.endpoint.clone();
-        let container = self.id.clone();
-        let stdin = opts.stdin;
-        Ok(CommandHandle::spawn(
-            short(&self.id),
-            budget,
-            backstop,
-            driver,
-            move |sink| {
-                drive_exec(docker, endpoint, container, created.id, stdin, sink).instrument(span)
-            },
-        ))
+        let argv = layout::exec_argv(&exec_name, command, timing.budget, timing.grace);
+        self.start_exec(exec_name, argv, opts, timing).await
     }
 
     async fn sync_in(&self) -> Result<()> {

@@ -1,36 +1,13 @@
-//! Engine tests of the classic-builder image build (needs a Docker engine and `atp-test:latest`,
-//! built by `cargo xtask test-image`). Skips loudly without an engine; fails instead when
-//! `ATP_REQUIRE_DOCKER=1`.
+//! The classic-builder image build through `DockerBackend::build_image` on the real engine
+//! (FROM the test image, offline).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
-use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::build::{BuildError, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::{DockerBackend, DockerConfig};
+use atp_test_support::{raw_docker, test_image};
 use bollard::query_parameters::RemoveImageOptions;
 use bollard::Docker;
-
-const BASE: &str = "atp-test:latest";
-
-async fn engine() -> Option<Docker> {
-    let required = std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1");
-    let reason = match Docker::connect_with_local_defaults() {
-        Ok(docker) => match docker.ping().await {
-            Ok(_) => match docker.inspect_image(BASE).await {
-                Ok(_) => return Some(docker),
-                Err(e) => format!("{BASE} missing ({e}); run `cargo xtask test-image`"),
-            },
-            Err(e) => format!("engine unreachable: {e}"),
-        },
-        Err(e) => format!("no engine: {e}"),
-    };
-    assert!(!required, "ATP_REQUIRE_DOCKER=1 but {reason}");
-    // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "!!!! SKIPPING engine build test: {reason} !!!!"
-    );
-    None
-}
 
 fn random_tag() -> String {
     format!(
@@ -66,25 +43,29 @@ async fn remove(docker: &Docker, image: &str) {
 
 #[tokio::test]
 async fn builds_with_context_labels_offline_and_streams_steps() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
+    let base = test_image();
     let tag = random_tag();
     let dockerfile = format!(
-        "FROM {BASE}\nCOPY [\"hello.txt\", \"/opt/\"]\nRUN cat /opt/hello.txt && echo built-offline\n"
+        "FROM {base}\nCOPY [\"hello.txt\", \"/opt/\"]\nRUN cat /opt/hello.txt && echo built-offline\n"
     );
     let mut events = Vec::new();
-    let built = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile,
-            context: vec![ContextFile::new("hello.txt", "hello from context\n")],
-            tag: tag.clone(),
-            labels: BTreeMap::from([("atp.test-extra".into(), "yes".into())]),
-            no_cache: true,
-            network_mode: Some("none".into()),
-        },
-        |e| events.push(e.clone()),
-    )
-    .await;
+    let built = b
+        .build_image(
+            BuildRequest {
+                dockerfile,
+                context: vec![ContextFile::new("hello.txt", "hello from context\n")],
+                tag: tag.clone(),
+                labels: BTreeMap::from([("atp.test-extra".into(), "yes".into())]),
+                no_cache: true,
+                network_mode: Some("none".into()),
+            },
+            |e| events.push(e.clone()),
+        )
+        .await;
     let inspect = docker.inspect_image(&tag).await;
     remove(&docker, &tag).await;
     let built = built.expect("build succeeds");
@@ -120,23 +101,27 @@ async fn builds_with_context_labels_offline_and_streams_steps() {
 
 #[tokio::test]
 async fn failing_step_is_named_with_its_output() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
+    let base = test_image();
     let tag = random_tag();
     let dockerfile = format!(
-        "FROM {BASE}\nENV A=1\nRUN echo first-line && echo the-reason >&2 && exit 3\nRUN echo never\n"
+        "FROM {base}\nENV A=1\nRUN echo first-line && echo the-reason >&2 && exit 3\nRUN echo never\n"
     );
-    let result = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile,
-            tag: tag.clone(),
-            no_cache: true,
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let result = b
+        .build_image(
+            BuildRequest {
+                dockerfile,
+                tag: tag.clone(),
+                no_cache: true,
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
     let err = result.expect_err("the RUN step fails");
     if let BuildError::StepFailed {
         last_image: Some(id),
@@ -176,22 +161,26 @@ async fn failing_step_is_named_with_its_output() {
 
 #[tokio::test]
 async fn network_none_really_has_no_network() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
+    let base = test_image();
     let tag = random_tag();
     // With networking disabled the RUN container has only a loopback interface.
     let dockerfile =
-        format!("FROM {BASE}\nRUN ls /sys/class/net && test \"$(ls /sys/class/net)\" = lo\n");
-    let result = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile,
-            tag: tag.clone(),
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+        format!("FROM {base}\nRUN ls /sys/class/net && test \"$(ls /sys/class/net)\" = lo\n");
+    let result = b
+        .build_image(
+            BuildRequest {
+                dockerfile,
+                tag: tag.clone(),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
     remove(&docker, &tag).await;
     result.expect("only lo inside a network=none build");
 }
@@ -199,18 +188,20 @@ async fn network_none_really_has_no_network() {
 #[tokio::test]
 async fn unreachable_engine_is_reported_as_such() {
     // Nothing listens on 127.0.0.1:1.
-    let docker = Docker::connect_with_http("http://127.0.0.1:1", 5, bollard::API_DEFAULT_VERSION)
-        .expect("client");
-    let err = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile: "FROM scratch\n".into(),
-            tag: "atp-test-build-unreachable".into(),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await
-    .expect_err("no engine there");
+    let b = DockerBackend::new(DockerConfig {
+        host: Some("tcp://127.0.0.1:1".into()),
+        ..DockerConfig::for_image("unused")
+    });
+    let err = b
+        .build_image(
+            BuildRequest {
+                dockerfile: "FROM scratch\n".into(),
+                tag: "atp-test-build-unreachable".into(),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await
+        .expect_err("no engine there");
     assert!(matches!(err, BuildError::EngineUnavailable(_)), "{err:?}");
 }

@@ -1,25 +1,16 @@
-//! The Docker backend against the real engine and `atp-test:latest` (networking disabled).
+//! The Docker backend against the real engine and the test image (networking disabled).
 //!
 //! Every test uses its own run id and ends by asserting that no container of that run is left.
-
-#[path = "engine/agents_image.rs"]
-mod agents_image;
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use atp_backend::{BackendError, ComputeBackend, ExecOptions, GcFilter, Mount, Resources, RunId};
+use atp_backend::{BackendError, ComputeBackend, GcFilter, Mount, Resources, RunId};
 use atp_docker::{DockerBackend, DockerConfig};
-use bytes::Bytes;
+use atp_test_support::{assert_no_leak, count_managed, raw_docker};
 
-fn quick(secs: u64) -> ExecOptions {
-    ExecOptions {
-        timeout: Some(Duration::from_secs(secs)),
-        kill_grace: Some(Duration::from_secs(1)),
-        ..Default::default()
-    }
-}
+use crate::common::{self, quick};
+use bytes::Bytes;
 
 #[tokio::test]
 async fn lines_arrive_while_the_command_still_runs() {
@@ -42,7 +33,7 @@ async fn lines_arrive_while_the_command_still_runs() {
         "first line at {first:?}, second at {second:?}: output was buffered"
     );
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -65,7 +56,7 @@ async fn stdout_and_stderr_are_kept_apart_with_exit_codes() {
         .expect("signalled");
     assert_eq!(sig.exit_code, 143, "128+SIGTERM expected: {sig:?}");
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -108,7 +99,7 @@ async fn env_labels_and_extra_mounts_are_visible() {
         "hi\n"
     );
     // Labels and limits as the engine sees them.
-    let docker = b.client().await.expect("client");
+    let docker = raw_docker();
     let info = docker
         .inspect_container(s.id(), None)
         .await
@@ -122,7 +113,7 @@ async fn env_labels_and_extra_mounts_are_visible() {
     assert_eq!(hc.memory, Some(256 * 1024 * 1024));
     assert_eq!(hc.network_mode.as_deref(), Some("none"));
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -149,7 +140,7 @@ async fn a_file_written_in_the_sandbox_appears_on_the_host() {
         "proof\n"
     );
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -169,7 +160,7 @@ async fn lake_is_linked_to_the_baked_cache_marker() {
     let host_link = std::fs::read_link(wd.path().join(".lake")).expect("symlink on host");
     assert_eq!(host_link, std::path::Path::new("/workspace/.lake"));
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -198,7 +189,7 @@ async fn a_command_over_budget_is_a_command_timeout_with_partial_output() {
     let r = s.exec_wait("echo alive", quick(30)).await.expect("alive");
     assert_eq!(r.stdout, "alive\n");
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -236,7 +227,7 @@ async fn cancel_kills_the_command_tree() {
         "process survived cancel: {after:?}"
     );
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -253,7 +244,7 @@ async fn stdin_is_fed_then_closed_and_absent_stdin_does_not_hang() {
         .expect("no stdin");
     assert_eq!(r.stdout, "eof\n");
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -270,27 +261,27 @@ async fn many_lines_stream_complete_and_in_order() {
     let r = h.wait().await.expect("result");
     assert_eq!(r.stdout.lines().count(), 20000);
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
 async fn close_is_idempotent_and_exec_after_close_is_refused() {
     let b = engine_or_skip!("close_is_idempotent_and_exec_after_close_is_refused");
     let (run, _wd, s) = common::open(&b).await;
-    assert_eq!(common::count(&b, &run).await, 1);
+    assert_eq!(count_managed(Some(run.as_str())).await, 1);
     s.close().await.expect("first close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
     s.close().await.expect("second close");
     match s.exec("true", quick(5)).await {
         Err(BackendError::Closed { .. }) => {}
         other => panic!("expected Closed, got {other:?}"),
     }
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
 async fn a_missing_image_is_reported_before_any_container_exists() {
-    let b = engine_or_skip!("a_missing_image_is_reported_before_any_container_exists");
+    let _b = engine_or_skip!("a_missing_image_is_reported_before_any_container_exists");
     let run = RunId::new();
     let wd = common::workdir();
     let missing = DockerBackend::new(DockerConfig {
@@ -306,7 +297,7 @@ async fn a_missing_image_is_reported_before_any_container_exists() {
     assert!(err.to_string().contains("cargo xtask test-image"), "{err}");
     let info = missing.image_info().await.expect_err("image_info");
     assert_eq!(info.kind(), "image_unavailable");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -314,7 +305,7 @@ async fn a_dead_docker_host_is_engine_unavailable() {
     // Needs no engine: the point is that there is none at this address.
     let b = DockerBackend::new(DockerConfig {
         host: Some("unix:///nonexistent.sock".into()),
-        ..DockerConfig::for_image("atp-test:latest")
+        ..DockerConfig::for_image(atp_test_support::test_image())
     });
     let wd = common::workdir();
     let err = b
@@ -333,7 +324,7 @@ async fn a_dead_docker_host_is_engine_unavailable() {
     // A TCP endpoint nobody listens on (loopback only).
     let tcp = DockerBackend::new(DockerConfig {
         host: Some("tcp://127.0.0.1:9".into()),
-        ..DockerConfig::for_image("atp-test:latest")
+        ..DockerConfig::for_image(atp_test_support::test_image())
     });
     assert_eq!(
         tcp.health().await.expect_err("tcp").kind(),
@@ -360,16 +351,20 @@ async fn a_session_dropped_by_a_panic_leaves_no_container() {
     let id = rx.await.expect("session opened");
     let joined = task.await;
     assert!(joined.is_err_and(|e| e.is_panic()));
-    assert_eq!(common::count(&b, &run).await, 0, "container {id} leaked");
+    assert_eq!(
+        count_managed(Some(run.as_str())).await,
+        0,
+        "container {id} leaked"
+    );
 
     // Plain drop without close, inside the runtime.
     let s = b
         .session(wd.path(), common::opts(&run))
         .await
         .expect("session");
-    assert_eq!(common::count(&b, &run).await, 1);
+    assert_eq!(count_managed(Some(run.as_str())).await, 1);
     drop(s);
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -385,7 +380,7 @@ async fn gc_lists_in_dry_run_and_removes_for_real() {
         // Simulate a crashed atp process: the container outlives its session.
         std::mem::forget(s);
     }
-    assert_eq!(common::count(&b, &run).await, 2);
+    assert_eq!(count_managed(Some(run.as_str())).await, 2);
     let only_run = |dry_run, older_than| GcFilter {
         run_id: Some(run.clone()),
         older_than,
@@ -400,7 +395,7 @@ async fn gc_lists_in_dry_run_and_removes_for_real() {
     assert!(listed
         .iter()
         .all(|e| e.name.as_deref().is_some_and(|n| n.starts_with("atp-"))));
-    assert_eq!(common::count(&b, &run).await, 2);
+    assert_eq!(count_managed(Some(run.as_str())).await, 2);
     let old = b
         .gc(only_run(false, Some(Duration::from_secs(3600))))
         .await
@@ -409,11 +404,11 @@ async fn gc_lists_in_dry_run_and_removes_for_real() {
         old.is_empty(),
         "fresh containers are not an hour old: {old:?}"
     );
-    assert_eq!(common::count(&b, &run).await, 2);
+    assert_eq!(count_managed(Some(run.as_str())).await, 2);
     let removed = b.gc(only_run(false, None)).await.expect("gc");
     assert_eq!(removed.len(), 2);
     assert!(removed.iter().all(|e| e.removed));
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -424,14 +419,14 @@ async fn health_and_image_info_report_the_engine_and_labels() {
     assert!(h.version.is_some());
     assert!(h.api_version.is_some());
     let info = b.image_info().await.expect("image");
-    assert_eq!(info.name, common::TEST_IMAGE);
+    assert_eq!(info.name, atp_test_support::test_image());
     assert!(info.id.starts_with("sha256:"));
     assert_eq!(
         info.labels.get("atp.test-image").map(String::as_str),
         Some("true")
     );
     assert!(info.labels.contains_key("atp.lean-toolchain"));
-    let dynb = common::dyn_backend(&b);
+    let dynb = atp_test_support::dyn_backend(&b);
     assert_eq!(dynb.name(), "docker");
     assert_eq!(dynb.container_home(), "/root");
 }
@@ -446,7 +441,7 @@ async fn run_opens_executes_and_closes() {
         .await
         .expect("run");
     assert_eq!(r.stdout, "via run\n");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
@@ -468,14 +463,14 @@ async fn concurrent_execs_in_one_session_keep_their_outputs_apart() {
         assert_eq!(r.expect("exec").stdout, format!("{i}-1\n{i}-2\n{i}-3\n"));
     }
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }
 
 #[tokio::test]
 async fn a_container_killed_under_the_session_is_sandbox_dead() {
     let b = engine_or_skip!("a_container_killed_under_the_session_is_sandbox_dead");
     let (run, _wd, s) = common::open(&b).await;
-    let docker = b.client().await.expect("client");
+    let docker = raw_docker();
     let mut running = s
         .exec("echo up; sleep 100", quick(300))
         .await
@@ -499,5 +494,5 @@ async fn a_container_killed_under_the_session_is_sandbox_dead() {
         other => panic!("expected SandboxDead, got {other:?}"),
     }
     s.close().await.expect("close after death");
-    common::assert_no_leak(&b, &run).await;
+    assert_no_leak(&run).await;
 }

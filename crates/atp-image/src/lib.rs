@@ -26,10 +26,10 @@ pub use lock::{
     ToolVersion, LOCK_EXTENSION, LOCK_FORMAT,
 };
 pub use pins::{
-    mathlib_rev_of_lakefile, ImagePins, LeanPins, PinSource, Skeleton, ENV_LEAN_TOOLCHAIN,
-    ENV_LOCK_HASH, ENV_MATHLIB_REV, ENV_SPEC_HASH, ENV_TOOLS, LABEL_LEAN_TOOLCHAIN,
-    LABEL_LOCK_HASH, LABEL_MATHLIB_REV, LABEL_SPEC_HASH, LABEL_TOOLS, LAKEFILE, PIN_ENV_LABELS,
-    TOOLCHAIN_FILE,
+    mathlib_rev_of_lakefile, pin_env_from_labels, pin_labels_from_env, ImagePins, LeanPins,
+    PinSource, Skeleton, ENV_LEAN_TOOLCHAIN, ENV_LOCK_HASH, ENV_MATHLIB_REV, ENV_SPEC_HASH,
+    ENV_TOOLS, LABEL_LEAN_TOOLCHAIN, LABEL_LOCK_HASH, LABEL_MATHLIB_REV, LABEL_SPEC_HASH,
+    LABEL_TOOLS, LAKEFILE, PIN_ENV_LABELS, TOOLCHAIN_FILE,
 };
 pub use render::ModalLayer;
 pub use spec::{

@@ -42,6 +42,25 @@ pub const PIN_ENV_LABELS: [(&str, &str); 5] = [
     (ENV_TOOLS, LABEL_TOOLS),
 ];
 
+/// The `atp.*` labels an image carrying `env` (its environment, as Modal images carry them)
+/// would have, by [`PIN_ENV_LABELS`]: `ATP_MATHLIB_REV=x` → `atp.mathlib-rev=x`; other variables
+/// are ignored.
+pub fn pin_labels_from_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    PIN_ENV_LABELS
+        .iter()
+        .filter_map(|(var, label)| env.get(*var).map(|v| (label.to_string(), v.clone())))
+        .collect()
+}
+
+/// The `ATP_*` environment an image labelled `labels` carries: the inverse of
+/// [`pin_labels_from_env`]; other labels are ignored.
+pub fn pin_env_from_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    PIN_ENV_LABELS
+        .iter()
+        .filter_map(|(var, label)| labels.get(*label).map(|v| (var.to_string(), v.clone())))
+        .collect()
+}
+
 /// Skeleton file holding the toolchain pin.
 pub const TOOLCHAIN_FILE: &str = "lean-toolchain";
 /// Skeleton file holding the Mathlib requirement.
@@ -355,6 +374,9 @@ impl ImagePins {
     }
 }
 
+/// A TOML parser diagnostic as one line: its caret diagram lines (`|`, `^`) dropped, the rest
+/// joined. Not `atp_backend::one_line` (atp-image depends on no atp crate, and that rule keeps
+/// every character).
 pub(crate) fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string()
         .lines()

@@ -1,14 +1,14 @@
 #![allow(clippy::unwrap_used)]
 //! Builds small specs on the local test image through the Engine API, offline, and checks what
-//! the image holds. Needs a Docker engine and `atp-test:latest` (`cargo xtask test-image`);
-//! skips loudly without them, fails instead when `ATP_REQUIRE_DOCKER=1`.
+//! the image holds. Needs a Docker engine and the test image (`cargo xtask test-image`); skips
+//! loudly without them, fails instead when `ATP_REQUIRE_DOCKER=1` (atp-test-support's gate).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
-use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::build::{BuildError, BuildEvent, BuildRequest, ContextFile};
 use atp_image::{ImagePins, ImageSpec, PinSource, Skeleton, Step};
+use atp_test_support::{count_managed, raw_docker, test_image};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
@@ -17,29 +17,6 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
-
-const BASE: &str = "atp-test:latest";
-
-async fn engine() -> Option<Docker> {
-    let required = std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1");
-    let reason = match Docker::connect_with_local_defaults() {
-        Ok(docker) => match docker.ping().await {
-            Ok(_) => match docker.inspect_image(BASE).await {
-                Ok(_) => return Some(docker),
-                Err(e) => format!("{BASE} missing ({e}); run `cargo xtask test-image`"),
-            },
-            Err(e) => format!("engine unreachable: {e}"),
-        },
-        Err(e) => format!("no engine: {e}"),
-    };
-    assert!(!required, "ATP_REQUIRE_DOCKER=1 but {reason}");
-    // Straight to the stderr handle: the harness captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "!!!! SKIPPING atp-image engine test: {reason} !!!!"
-    );
-    None
-}
 
 fn random_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,7 +33,7 @@ fn skeleton() -> Skeleton {
 }
 
 fn small_spec() -> ImageSpec {
-    ImageSpec::new("<engine test>", BASE, skeleton())
+    ImageSpec::new("<engine test>", test_image(), skeleton())
         .step(Step::Env(BTreeMap::from([
             ("GREETING".into(), "hello from the spec".into()),
             (
@@ -166,42 +143,32 @@ async fn run_in(docker: &Docker, image: &str, script: &str) -> (i64, String, Str
     (code, out, run_id)
 }
 
-async fn managed_count(docker: &Docker, run_id: &str) -> usize {
-    let filters = HashMap::from([("label".to_string(), vec![format!("atp.run-id={run_id}")])]);
-    docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .len()
-}
-
 #[tokio::test]
 async fn spec_built_offline_holds_env_files_workdir_and_labels() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
     let spec = small_spec();
     let tag = format!("atp-test-build-{}:latest", random_suffix());
     let mut steps = 0;
-    let built = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile: spec.to_dockerfile().expect("render"),
-            context: context(&spec),
-            tag: tag.clone(),
-            no_cache: true,
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |e| {
-            if matches!(e, BuildEvent::Step { .. }) {
-                steps += 1
-            }
-        },
-    )
-    .await;
+    let built = b
+        .build_image(
+            BuildRequest {
+                dockerfile: spec.to_dockerfile().expect("render"),
+                context: context(&spec),
+                tag: tag.clone(),
+                no_cache: true,
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |e| {
+                if matches!(e, BuildEvent::Step { .. }) {
+                    steps += 1
+                }
+            },
+        )
+        .await;
     let checks = async {
         let built = built.expect("spec builds");
         // FROM + 5 steps + pin ENV + LABEL.
@@ -247,7 +214,7 @@ async fn spec_built_offline_holds_env_files_workdir_and_labels() {
             pins.lean_toolchain, pins.mathlib_rev
         );
         assert_eq!(out, expected);
-        assert_eq!(managed_count(&docker, &run_id).await, 0);
+        assert_eq!(count_managed(Some(&run_id)).await, 0);
     };
     let outcome = AssertUnwindSafe(checks).catch_unwind().await;
     remove_image(&docker, &tag).await;
@@ -258,7 +225,10 @@ async fn spec_built_offline_holds_env_files_workdir_and_labels() {
 
 #[tokio::test]
 async fn modal_layers_build_to_the_same_files_and_pins() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
     let spec = small_spec();
     // Modal's layers, chained into one Dockerfile with NO build context: proves the skeleton is
     // written by commands and the env is literal.
@@ -271,19 +241,19 @@ async fn modal_layers_build_to_the_same_files_and_pins() {
         }
     }
     let tag = format!("atp-test-build-{}:latest", random_suffix());
-    let built = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile,
-            context: Vec::new(),
-            tag: tag.clone(),
-            no_cache: true,
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let built = b
+        .build_image(
+            BuildRequest {
+                dockerfile,
+                context: Vec::new(),
+                tag: tag.clone(),
+                no_cache: true,
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
     let check = async {
         built.expect("modal layers build");
         let (code, out, _) = run_in(
@@ -315,25 +285,28 @@ async fn modal_layers_build_to_the_same_files_and_pins() {
 
 #[tokio::test]
 async fn failing_run_step_is_named() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
     let spec = small_spec().step(Step::Run(atp_image::Commands::Many(vec![
         "echo about-to-fail".into(),
         "ls /no/such/dir".into(),
     ])));
     let tag = format!("atp-test-build-{}:latest", random_suffix());
-    let result = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile: spec.to_dockerfile().expect("render"),
-            context: context(&spec),
-            tag: tag.clone(),
-            no_cache: true,
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let result = b
+        .build_image(
+            BuildRequest {
+                dockerfile: spec.to_dockerfile().expect("render"),
+                context: context(&spec),
+                tag: tag.clone(),
+                no_cache: true,
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
     let err = result.expect_err("the last RUN fails");
     if let BuildError::StepFailed {
         last_image: Some(id),
@@ -368,7 +341,10 @@ async fn failing_run_step_is_named() {
 /// Quotes, backslashes, `$` and spaces survive both renderings literally.
 #[tokio::test]
 async fn odd_values_stay_literal_in_both_renderings() {
-    let Some(docker) = engine().await else { return };
+    let Some(b) = atp_test_support::docker(module_path!()).await else {
+        return;
+    };
+    let docker = raw_docker();
     let mut files: Vec<(String, Vec<u8>)> = skeleton()
         .files()
         .iter()
@@ -380,42 +356,42 @@ async fn odd_values_stay_literal_in_both_renderings() {
     ));
     let skeleton = Skeleton::from_files("<odd>", files).expect("skeleton");
     let odd = r#"a "quoted" \back\slash value"#;
-    let spec = ImageSpec::new("<odd>", BASE, skeleton)
+    let spec = ImageSpec::new("<odd>", test_image(), skeleton)
         .step(Step::Env(BTreeMap::from([("ODD".into(), odd.into())])))
         .step(Step::CopySkeleton("/work space".into()))
         .label("org.example.dollar", "$HOME and ${PATH}");
 
     let modal = spec.to_modal_layers().expect("modal");
-    let mut modal_dockerfile = format!("FROM {BASE}\n");
+    let mut modal_dockerfile = format!("FROM {}\n", test_image());
     for command in modal.iter().flat_map(|l| &l.dockerfile_commands) {
         modal_dockerfile.push_str(command);
         modal_dockerfile.push('\n');
     }
     let tag_docker = format!("atp-test-build-{}-d:latest", random_suffix());
     let tag_modal = format!("atp-test-build-{}-m:latest", random_suffix());
-    let docker_built = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile: spec.to_dockerfile().expect("render"),
-            context: context(&spec),
-            tag: tag_docker.clone(),
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
-    let modal_built = build_image(
-        &docker,
-        BuildRequest {
-            dockerfile: modal_dockerfile,
-            tag: tag_modal.clone(),
-            network_mode: Some("none".into()),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let docker_built = b
+        .build_image(
+            BuildRequest {
+                dockerfile: spec.to_dockerfile().expect("render"),
+                context: context(&spec),
+                tag: tag_docker.clone(),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
+    let modal_built = b
+        .build_image(
+            BuildRequest {
+                dockerfile: modal_dockerfile,
+                tag: tag_modal.clone(),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
     let check = async {
         docker_built.expect("dockerfile builds");
         modal_built.expect("modal layers build");

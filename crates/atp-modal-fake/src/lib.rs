@@ -350,18 +350,13 @@ impl FakeModal {
         // image built from `to_modal_layers` carries them.
         let seed_env: BTreeMap<String, String> =
             match state.docker.inspect_image(&opts.docker_image).await {
-                Ok(img) => img
-                    .config
-                    .and_then(|c| c.labels)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        atp_modal::PIN_ENV
-                            .iter()
-                            .find(|(_, label)| *label == k)
-                            .map(|(env, _)| (env.to_string(), v))
-                    })
-                    .collect(),
+                Ok(img) => atp_image::pin_env_from_labels(
+                    &img.config
+                        .and_then(|c| c.labels)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                ),
                 Err(_) => BTreeMap::new(),
             };
         {

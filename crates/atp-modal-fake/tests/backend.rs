@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use atp_backend::{BackendError, ComputeBackend, ExecOptions, GcFilter, RunId, SessionOptions};
 use atp_modal_fake::FakeOptions;
 
-mod common;
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workdir_edits_in_the_sandbox_land_on_the_host() {
@@ -507,5 +507,61 @@ async fn cancel_kills_the_command_tree_in_the_sandbox() {
         "the sleep was killed, not waited out"
     );
     s.close().await.expect("close");
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_breaking_the_contract_is_refused_before_the_push_and_terminated() {
+    let Some(image) = atp_test_support::variant_image(
+        "modal contract",
+        "no-mktemp-busybox-sh",
+        &["rm /usr/bin/mktemp", "ln -sf busybox /usr/bin/sh"],
+    )
+    .await
+    else {
+        return;
+    };
+    let opts = FakeOptions {
+        docker_image: image,
+        ..FakeOptions::default()
+    };
+    let Some(fake) = common::fake(opts).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    std::fs::write(wd.path().join("in.txt"), "pushed\n").expect("w");
+    // A busybox /bin/sh does not matter (pushes, pulls and commands run under bash) …
+    let s = backend
+        .session(wd.path(), SessionOptions::default())
+        .await
+        .expect("session on a busybox-sh image");
+    let r = s
+        .exec_wait(
+            "cat in.txt; readlink /usr/bin/sh",
+            ExecOptions::with_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(r.stdout, "pushed\nbusybox\n");
+    s.close().await.expect("close");
+    // … but a session whose commands need mktemp is refused in one line.
+    let err = backend
+        .session(
+            wd.path(),
+            SessionOptions {
+                requires: atp_backend::Requirements::commands(["mktemp"]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("no mktemp");
+    assert_eq!(err.kind(), "image_contract", "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("`mktemp` not found"), "{msg}");
+    assert!(msg.contains("atp build-modal-image"), "{msg}");
+    assert!(!msg.contains('\n'));
+    assert!(fake.sandboxes().iter().all(|s| s.terminated));
+    assert_eq!(common::live_containers(&fake).await, 0);
     fake.shutdown().await;
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use atp_backend::{BackendError, ComputeBackend};
-use atp_modal::{LayerSpec, ModalClient, ModalError, RetryPolicy};
+use atp_image::ModalLayer;
+use atp_modal::{ModalClient, ModalError, RetryPolicy};
 use atp_modal_fake::FakeOptions;
 
-mod common;
+use crate::common;
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy {
@@ -150,15 +151,15 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
         .await
         .expect("app");
     let layers = vec![
-        LayerSpec {
+        ModalLayer {
             base: Some("debian:bookworm-slim".into()),
             dockerfile_commands: vec![],
         },
-        LayerSpec {
+        ModalLayer {
             base: None,
             dockerfile_commands: vec!["RUN apt-get install -y git".into()],
         },
-        LayerSpec {
+        ModalLayer {
             base: None,
             dockerfile_commands: vec![
                 "ENV ATP_LEAN_TOOLCHAIN=leanprover/lean4:v4.28.0 ATP_MATHLIB_REV=v4.28.0 ATP_SPEC_HASH=abc123".into(),
@@ -206,7 +207,7 @@ async fn layers_chain_by_base_image_id_force_build_rebuilds_and_publish_is_found
     // A failing layer is a Build error naming the image.
     let bad = vec![
         layers[0].clone(),
-        LayerSpec {
+        ModalLayer {
             base: None,
             dockerfile_commands: vec!["RUN atp-fake-fail".into()],
         },

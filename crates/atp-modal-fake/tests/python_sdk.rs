@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use atp_modal_fake::FakeOptions;
 
-mod common;
+use crate::common;
 
 fn sdk_python() -> Option<PathBuf> {
     let p = std::env::var_os("ATP_MODAL_PYTHON")

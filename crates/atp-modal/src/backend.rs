@@ -1,42 +1,44 @@
-//! [`ModalBackend`]: the backend contract over Modal Sandboxes.
+//! [`ModalBackend`]: the backend contract over Modal Sandboxes — provisioning, sessions, gc.
+//!
+//! The image-pin probe and its cache are in [`pins`]; a session's execs and transfers in
+//! [`crate::session`].
 //!
 //! Invariants: every sandbox is tagged `atp.run-id` / `atp.managed=true` right after creation
 //! and created in the dedicated app, so `gc` finds it; a failed provision terminates the
 //! sandbox before returning; a session dropped without `close` is terminated by a
-//! [`TeardownGuard`] using a fresh client; every wait is bounded by a deadline and raced against
-//! a liveness poll, so a dead sandbox yields `SandboxDead` and a silent one `ExecTimeout`.
+//! [`TeardownGuard`] using a fresh client; the first session of each image id checks the image
+//! contract ([`atp_backend::contract`], plus `tar`/`gzip` for the transfers) before it is handed
+//! out.
+
+mod pins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use atp_backend::layout::{self, LABEL_MANAGED, LABEL_RUN_ID, WORKDIR};
+use atp_archive::Limits;
+use atp_backend::contract::{ContractCache, ImageRef};
+use atp_backend::layout::{self, LABEL_MANAGED, LABEL_RUN_ID};
 use atp_backend::{
-    BackendError, CommandHandle, ComputeBackend, ComputeSession, ExecDriver, ExecOptions, GcEntry,
-    GcFilter, Health, ImageInfo, Mount, NetworkMode, Result, RunId, SessionOptions, TeardownGuard,
+    BackendError, ComputeBackend, ComputeSession, ExecOptions, GcEntry, GcFilter, Health,
+    ImageInfo, NetworkMode, Requirements, Result, RunId, SessionOptions, TeardownGuard,
 };
-use bytes::Bytes;
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::client::{describe, normalize_tag, ModalClient, SandboxSpec};
+use crate::client::{normalize_tag, ModalClient, SandboxSpec};
 use crate::config::ModalCredentials;
 use crate::error::ModalError;
-use crate::router::{RouterClient, Stdio, STDIN_CHUNK};
-use crate::unpack::{pack, prune, unpack_safe, ChannelReader, ChannelWriter};
+use crate::router::RouterClient;
+use crate::session::{ExecCtx, ModalSession};
 
-/// Pin labels read from a Modal image's environment (the same pairs as
-/// `atp_image::PIN_ENV_LABELS`, which this crate cannot name; a test in atp-cli compares them).
-pub const PIN_ENV: [(&str, &str); 5] = [
-    ("ATP_LEAN_TOOLCHAIN", "atp.lean-toolchain"),
-    ("ATP_MATHLIB_REV", "atp.mathlib-rev"),
-    ("ATP_SPEC_HASH", "atp.spec-hash"),
-    ("ATP_LOCK_HASH", "atp.lock-hash"),
-    ("ATP_TOOLS", "atp.tools"),
-];
+/// Deadline of the image contract check in a new sandbox.
+const CONTRACT_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the Modal transfers run in every sandbox (push: `tar -xzf`, pull: `tar -czf`).
+pub(crate) const TRANSFER_COMMANDS: [&str; 2] = ["tar", "gzip"];
 
 /// How the Modal backend creates sandboxes.
 ///
@@ -70,6 +72,8 @@ pub struct ModalConfig {
     /// `None` blocks the network of every sandbox whatever the session asks; `Default` lets
     /// each session choose.
     pub network: NetworkMode,
+    /// Bounds on what one pull may write on the host (a sandbox is not trusted to be small).
+    pub pull_limits: Limits,
 }
 
 impl std::fmt::Debug for ModalConfig {
@@ -109,6 +113,7 @@ impl Default for ModalConfig {
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
                 .map(|c| c.join("atp").join("modal-image-pins")),
             network: NetworkMode::Default,
+            pull_limits: Limits::default(),
         }
     }
 }
@@ -121,6 +126,7 @@ pub struct ModalBackend {
     client: ModalClient,
     pins: OnceCell<ImageInfo>,
     app_id: OnceCell<String>,
+    contract: ContractCache,
 }
 
 fn be(op: &'static str) -> impl Fn(ModalError) -> BackendError {
@@ -143,10 +149,12 @@ impl ModalBackend {
             client,
             pins: OnceCell::new(),
             app_id: OnceCell::new(),
+            contract: ContractCache::new(),
         })
     }
 
-    /// The control-plane client.
+    /// The control-plane client (the wire layer, for protocol tests).
+    #[cfg(feature = "protocol")]
     pub fn client(&self) -> &ModalClient {
         &self.client
     }
@@ -178,12 +186,17 @@ impl ModalBackend {
             .ok_or_else(|| BackendError::ImageUnavailable {
                 backend: "modal".into(),
                 image: normalize_tag(&self.cfg.image),
-                remedy: format!(
-                    "atp build-modal-image --name {} --app {}",
-                    self.cfg.image.split(':').next().unwrap_or(&self.cfg.image),
-                    self.cfg.app
-                ),
+                remedy: self.build_command(),
             })
+    }
+
+    /// The command that (re)builds the configured image.
+    fn build_command(&self) -> String {
+        format!(
+            "atp build-modal-image --name {} --app {}",
+            self.cfg.image.split(':').next().unwrap_or(&self.cfg.image),
+            self.cfg.app
+        )
     }
 
     fn whole_cpus(&self) -> u32 {
@@ -192,7 +205,7 @@ impl ModalBackend {
 
     /// Create, tag and connect a sandbox; terminated again if any step fails.
     #[allow(clippy::too_many_arguments)]
-    async fn provision(
+    pub(crate) async fn provision(
         &self,
         image_id: &str,
         env: BTreeMap<String, String>,
@@ -287,88 +300,6 @@ impl ModalBackend {
             })
         })
     }
-
-    /// The image's pins: from the cache, else probed and cached.
-    async fn pins_of(&self, image_id: &str) -> Result<BTreeMap<String, String>> {
-        let safe = !image_id.is_empty()
-            && image_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let file = self
-            .cfg
-            .pin_cache
-            .as_ref()
-            .filter(|_| safe)
-            .map(|d| d.join(format!("{image_id}.json")));
-        if let Some(f) = &file {
-            if let Ok(text) = std::fs::read_to_string(f) {
-                if let Ok(labels) = serde_json::from_str::<BTreeMap<String, String>>(&text) {
-                    return Ok(labels);
-                }
-            }
-        }
-        let labels = self.probe_pins(image_id).await?;
-        if let Some(f) = &file {
-            let written = f
-                .parent()
-                .map(std::fs::create_dir_all)
-                .transpose()
-                .and_then(|_| {
-                    let json =
-                        serde_json::to_string_pretty(&labels).map_err(std::io::Error::other)?;
-                    std::fs::write(f, json)
-                });
-            if let Err(e) = written {
-                tracing::debug!("caching the pins of {image_id} in {}: {e}", f.display());
-            }
-        }
-        Ok(labels)
-    }
-
-    /// Read the image's pin environment in a short-lived probe sandbox.
-    async fn probe_pins(&self, image_id: &str) -> Result<BTreeMap<String, String>> {
-        let run_id = RunId::new();
-        let (id, router, mut guard) = self
-            .provision(
-                image_id,
-                BTreeMap::new(),
-                &run_id,
-                &BTreeMap::from([("atp.purpose".to_string(), "image-probe".to_string())]),
-                Duration::from_secs(120),
-                NetworkMode::None,
-                (0.25, 512),
-            )
-            .await?;
-        let ctx = ExecCtx {
-            client: self.client.clone(),
-            router,
-            sandbox_id: id.clone(),
-            liveness: self.cfg.liveness_interval,
-        };
-        let mut out = Vec::new();
-        let r = ctx
-            .run_piped(
-                vec!["env".into()],
-                None,
-                &mut |c: &[u8]| out.extend_from_slice(c),
-                Duration::from_secs(120),
-            )
-            .await;
-        if self.client.sandbox_terminate(&id).await.is_ok() {
-            guard.disarm();
-        }
-        r?;
-        let text = String::from_utf8_lossy(&out);
-        let mut labels = BTreeMap::new();
-        for line in text.lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                if let Some((_, label)) = PIN_ENV.iter().find(|(e, _)| *e == k) {
-                    labels.insert(label.to_string(), v.to_string());
-                }
-            }
-        }
-        Ok(labels)
-    }
 }
 
 #[async_trait]
@@ -435,6 +366,7 @@ impl ComputeBackend for ModalBackend {
                     id: id.clone(),
                     labels,
                     size_bytes: None,
+                    repo_digests: Vec::new(),
                 })
             })
             .await?;
@@ -455,22 +387,9 @@ impl ComputeBackend for ModalBackend {
         workdir: &Path,
         opts: SessionOptions,
     ) -> Result<Box<dyn ComputeSession>> {
-        if !workdir.is_dir() {
-            return Err(BackendError::InvalidInput(format!(
-                "workdir {} is not a directory — pass an existing project directory",
-                workdir.display()
-            )));
-        }
-        for m in &opts.mounts {
-            if !m.host.exists() {
-                return Err(BackendError::InvalidInput(format!(
-                    "mount source {} does not exist — create it or drop the mount",
-                    m.host.display()
-                )));
-            }
-        }
+        let v = opts.validate(workdir, self.cfg.network)?;
         let image_id = self.require_image().await?;
-        let run_id = opts.run_id.clone().unwrap_or_default();
+        let run_id = v.run_id.clone();
         let cpus = opts
             .resources
             .cpus
@@ -498,30 +417,52 @@ impl ComputeBackend for ModalBackend {
                 &image_id,
                 env,
                 &run_id,
-                &opts.labels,
+                &v.labels,
                 lifetime,
-                NetworkMode::effective(self.cfg.network, opts.network),
+                v.network,
                 (cpus, memory),
             )
             .await?;
         let span = tracing::info_span!("modal_session", run_id = %run_id, sandbox = %id);
-        let session = ModalSession {
-            ctx: ExecCtx {
+        let session = ModalSession::new(
+            ExecCtx {
                 client: self.client.clone(),
                 router,
                 sandbox_id: id.clone(),
                 liveness: self.cfg.liveness_interval,
             },
             run_id,
-            workdir: workdir.to_path_buf(),
-            mounts: opts.mounts.clone(),
+            v.workdir.clone(),
+            v.mounts.clone(),
             command_timeout,
-            backstop_margin: self.cfg.backstop_margin,
-            transfer_timeout: self.cfg.transfer_timeout,
-            closed: AtomicBool::new(false),
-            dirty: AtomicBool::new(false),
-            guard: std::sync::Mutex::new(guard),
-        };
+            &self.cfg,
+            guard,
+        );
+        // The image contract, before anything is pushed (the push itself needs tar).
+        let image = normalize_tag(&self.cfg.image);
+        let remedy = format!(
+            "rebuild it with `{}` (atp's images provide bash, GNU coreutils and tar)",
+            self.build_command()
+        );
+        let checked = self
+            .contract
+            .ensure(
+                &ImageRef {
+                    backend: "modal",
+                    image: &image,
+                    id: &image_id,
+                    remedy: &remedy,
+                },
+                &opts
+                    .requires
+                    .union(&Requirements::commands(TRANSFER_COMMANDS)),
+                |argv| session.ctx().run_argv(argv, CONTRACT_CHECK_TIMEOUT),
+            )
+            .await;
+        if let Err(e) = checked {
+            let _ = session.terminate().await;
+            return Err(e);
+        }
         // From here on the guard terminates the sandbox if preparation fails.
         let prepared = async {
             session.sync_in().await?;
@@ -536,7 +477,7 @@ impl ComputeBackend for ModalBackend {
                     "warm step"
                 );
             }
-            session.dirty.store(false, Ordering::SeqCst);
+            session.mark_clean();
             Ok::<_, BackendError>(())
         }
         .instrument(span)
@@ -603,435 +544,6 @@ impl ComputeBackend for ModalBackend {
             });
         }
         Ok(out)
-    }
-}
-
-/// What every exec in one sandbox needs.
-#[derive(Debug, Clone)]
-struct ExecCtx {
-    client: ModalClient,
-    router: Arc<RouterClient>,
-    sandbox_id: String,
-    liveness: Duration,
-}
-
-impl ExecCtx {
-    fn dead(&self, detail: String) -> BackendError {
-        BackendError::SandboxDead {
-            id: self.sandbox_id.clone(),
-            detail,
-        }
-    }
-
-    /// Resolves only when the sandbox has ended (polled every `liveness`).
-    async fn watch_dead(client: ModalClient, id: String, every: Duration) -> BackendError {
-        loop {
-            tokio::time::sleep(every).await;
-            match client.sandbox_wait(&id, Duration::ZERO).await {
-                Ok(Some(res)) => {
-                    return BackendError::SandboxDead {
-                        id,
-                        detail: format!("the sandbox ended ({})", describe(&res)),
-                    }
-                }
-                Ok(None) => {}
-                Err(e) if e.code() == Some(tonic::Code::NotFound) => {
-                    return BackendError::SandboxDead {
-                        id,
-                        detail: "Modal no longer knows the sandbox".into(),
-                    }
-                }
-                Err(e) => tracing::debug!(sandbox = %id, "liveness poll failed: {e}"),
-            }
-        }
-    }
-
-    /// Start `argv`, feed `stdin` (then EOF), stream stdout into `out` and stderr into
-    /// `err`; the exit status. Raced against the liveness poll.
-    async fn drive(
-        &self,
-        argv: Vec<String>,
-        server_timeout: Option<Duration>,
-        stdin: Option<mpsc::Receiver<Bytes>>,
-        out: &mut (dyn FnMut(&[u8]) + Send),
-        err: &mut (dyn FnMut(&[u8]) + Send),
-    ) -> Result<i64> {
-        let exec_id = uuid::Uuid::new_v4().to_string();
-        let router = &self.router;
-        let work = async {
-            router
-                .exec_start(
-                    &exec_id,
-                    &argv,
-                    server_timeout.map(|t| t.as_secs().clamp(1, u64::from(u32::MAX)) as u32),
-                    None,
-                )
-                .await
-                .map_err(|e| self.classify(e))?;
-            let feed = async {
-                let mut offset = 0u64;
-                if let Some(mut rx) = stdin {
-                    while let Some(chunk) = rx.recv().await {
-                        for piece in chunk.chunks(STDIN_CHUNK) {
-                            router
-                                .stdin_write(&exec_id, offset, piece.to_vec(), false)
-                                .await?;
-                            offset += piece.len() as u64;
-                        }
-                    }
-                }
-                router.stdin_write(&exec_id, offset, Vec::new(), true).await
-            };
-            let (fed, o, e) = tokio::join!(
-                feed,
-                router.stdio_read(&exec_id, Stdio::Stdout, out),
-                router.stdio_read(&exec_id, Stdio::Stderr, err),
-            );
-            o.map_err(|e| self.classify(e))?;
-            e.map_err(|e| self.classify(e))?;
-            let code = router
-                .exec_wait(&exec_id)
-                .await
-                .map_err(|e| self.classify(e))?;
-            // A command that exits without reading all of its stdin is not a failure.
-            if let Err(e) = fed {
-                tracing::debug!("stdin of exec {exec_id} not fully delivered: {e}");
-            }
-            Ok(code)
-        };
-        tokio::select! {
-            r = work => r,
-            dead = Self::watch_dead(self.client.clone(), self.sandbox_id.clone(), self.liveness) => Err(dead),
-        }
-    }
-
-    fn classify(&self, e: ModalError) -> BackendError {
-        match e.code() {
-            Some(tonic::Code::NotFound | tonic::Code::FailedPrecondition) => {
-                self.dead(e.to_string())
-            }
-            _ => e.into_backend("exec"),
-        }
-    }
-
-    /// `drive` with collected stderr and a deadline; a nonzero exit is returned, not an error.
-    async fn run_piped(
-        &self,
-        argv: Vec<String>,
-        stdin: Option<mpsc::Receiver<Bytes>>,
-        out: &mut (dyn FnMut(&[u8]) + Send),
-        deadline: Duration,
-    ) -> Result<(i64, String)> {
-        let mut stderr = Vec::new();
-        let r = tokio::time::timeout(
-            deadline,
-            self.drive(argv, Some(deadline), stdin, out, &mut |c: &[u8]| {
-                stderr.extend_from_slice(c)
-            }),
-        )
-        .await;
-        match r {
-            Err(_) => Err(BackendError::ExecTimeout {
-                id: self.sandbox_id.clone(),
-                after: deadline,
-                partial: None,
-            }),
-            Ok(r) => r.map(|code| (code, String::from_utf8_lossy(&stderr).into_owned())),
-        }
-    }
-}
-
-struct CancelDriver {
-    ctx: ExecCtx,
-    exec_id: String,
-}
-
-#[async_trait]
-impl ExecDriver for CancelDriver {
-    async fn cancel(&self) -> Result<()> {
-        let argv = layout::cancel_script(&self.exec_id);
-        self.ctx
-            .run_piped(argv, None, &mut |_: &[u8]| {}, Duration::from_secs(20))
-            .await
-            .map(|_| ())
-    }
-}
-
-/// A live Modal sandbox with the host workdir pushed to [`WORKDIR`].
-pub struct ModalSession {
-    ctx: ExecCtx,
-    run_id: RunId,
-    workdir: PathBuf,
-    mounts: Vec<Mount>,
-    command_timeout: Option<Duration>,
-    backstop_margin: Duration,
-    transfer_timeout: Duration,
-    closed: AtomicBool,
-    /// An exec ran since the last pull.
-    dirty: AtomicBool,
-    guard: std::sync::Mutex<TeardownGuard>,
-}
-
-impl std::fmt::Debug for ModalSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModalSession")
-            .field("sandbox", &self.ctx.sandbox_id)
-            .field("run_id", &self.run_id)
-            .field("workdir", &self.workdir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ModalSession {
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::SeqCst) {
-            Err(BackendError::Closed {
-                id: self.ctx.sandbox_id.clone(),
-            })
-        } else {
-            Ok(())
-        }
-    }
-
-    fn transfer_err(
-        &self,
-        direction: &'static str,
-        detail: impl std::fmt::Display,
-    ) -> BackendError {
-        BackendError::Transfer {
-            id: self.ctx.sandbox_id.clone(),
-            direction,
-            detail: crate::error::one_line(&detail.to_string()),
-        }
-    }
-
-    /// Stream `src` as tar.gz into `tar -xzf - -C dest` in the sandbox.
-    async fn push(&self, src: &Path, dest: &str, file_name: Option<String>) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<Bytes>(4);
-        let src = src.to_path_buf();
-        let packer = tokio::task::spawn_blocking(move || {
-            pack(
-                &src,
-                file_name.as_deref(),
-                true,
-                ChannelWriter::new(tx, STDIN_CHUNK),
-            )
-            .and_then(|mut w| std::io::Write::flush(&mut w))
-        });
-        let q = layout::shell_quote(dest);
-        let argv = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("mkdir -p {q} && tar -xzf - -C {q}"),
-        ];
-        let r = self
-            .ctx
-            .run_piped(argv, Some(rx), &mut |_: &[u8]| {}, self.transfer_timeout)
-            .await;
-        let packed = packer.await.map_err(|e| self.transfer_err("into", e))?;
-        let (code, stderr) = r?;
-        packed.map_err(|e| self.transfer_err("into", format!("packing: {e}")))?;
-        if code != 0 {
-            return Err(self.transfer_err(
-                "into",
-                format!("tar exited with {code} in the sandbox: {}", stderr.trim()),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Stream `tar -czf - -C src .` (without a top-level `.lake`) from the sandbox into the safe
-    /// unpacker over `dest`, then remove what the sandbox deleted.
-    async fn pull(&self, src: &str, dest: &Path) -> Result<()> {
-        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-        let root = dest.to_path_buf();
-        let unpacker =
-            tokio::task::spawn_blocking(move || unpack_safe(ChannelReader::new(rx), &root));
-        let argv = vec![
-            "tar".into(),
-            "-czf".into(),
-            "-".into(),
-            "-C".into(),
-            src.to_string(),
-            "--exclude=./.lake".into(),
-            ".".into(),
-        ];
-        let r = self
-            .ctx
-            .run_piped(
-                argv,
-                None,
-                &mut |c: &[u8]| {
-                    let _ = tx.send(Bytes::copy_from_slice(c));
-                },
-                self.transfer_timeout,
-            )
-            .await;
-        drop(tx);
-        let unpacked = unpacker.await.map_err(|e| self.transfer_err("out of", e))?;
-        let (code, stderr) = r?;
-        if code != 0 {
-            return Err(self.transfer_err(
-                "out of",
-                format!(
-                    "tar of {src} exited with {code} in the sandbox: {}",
-                    stderr.trim()
-                ),
-            ));
-        }
-        let seen = unpacked.map_err(|e| self.transfer_err("out of", e))?;
-        prune(dest, &seen).map_err(|e| self.transfer_err("out of", e))
-    }
-
-    async fn terminate(&self) -> Result<()> {
-        let r = self
-            .ctx
-            .client
-            .sandbox_terminate(&self.ctx.sandbox_id)
-            .await;
-        match r {
-            Ok(()) => {
-                self.guard
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .disarm();
-                Ok(())
-            }
-            Err(e) if e.code() == Some(tonic::Code::NotFound) => {
-                self.guard
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .disarm();
-                Ok(())
-            }
-            Err(e) => Err(e.into_backend("SandboxTerminate")),
-        }
-    }
-}
-
-#[async_trait]
-impl ComputeSession for ModalSession {
-    fn id(&self) -> &str {
-        &self.ctx.sandbox_id
-    }
-
-    fn run_id(&self) -> &RunId {
-        &self.run_id
-    }
-
-    fn workdir(&self) -> &Path {
-        &self.workdir
-    }
-
-    async fn exec(&self, command: &str, opts: ExecOptions) -> Result<CommandHandle> {
-        self.check_open()?;
-        self.dirty.store(true, Ordering::SeqCst);
-        let exec_id = uuid::Uuid::new_v4().simple().to_string();
-        let budget = opts
-            .timeout
-            .or(self.command_timeout)
-            .unwrap_or(layout::DEFAULT_COMMAND_TIMEOUT);
-        let grace = opts.kill_grace.unwrap_or(layout::DEFAULT_KILL_GRACE);
-        let backstop = budget + grace + self.backstop_margin;
-        let mut exports = String::new();
-        for (k, v) in &opts.env {
-            let ok = !k.is_empty()
-                && !k.starts_with(|c: char| c.is_ascii_digit())
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !ok {
-                return Err(BackendError::InvalidInput(format!(
-                    "environment variable name {k:?} is not a shell identifier — use letters, digits and _"
-                )));
-            }
-            exports.push_str(&format!("export {k}={}; ", layout::shell_quote(v)));
-        }
-        let argv = layout::exec_argv(&exec_id, &format!("{exports}{command}"), budget, grace);
-        let driver = Arc::new(CancelDriver {
-            ctx: self.ctx.clone(),
-            exec_id: exec_id.clone(),
-        });
-        let ctx = self.ctx.clone();
-        let stdin = opts.stdin.clone();
-        let span = tracing::info_span!(
-            "modal_exec",
-            run_id = %self.run_id,
-            sandbox = %self.ctx.sandbox_id,
-            exec = %exec_id
-        );
-        Ok(CommandHandle::spawn(
-            self.ctx.sandbox_id.clone(),
-            budget,
-            backstop,
-            driver,
-            move |sink| async move {
-                let rx = stdin.map(|b| {
-                    let (tx, rx) = mpsc::channel(1);
-                    let _ = tx.try_send(b);
-                    rx
-                });
-                let s_out = sink.clone();
-                ctx.drive(
-                    argv,
-                    Some(backstop + Duration::from_secs(1)),
-                    rx,
-                    &mut |c: &[u8]| s_out.stdout(c),
-                    &mut |c: &[u8]| sink.stderr(c),
-                )
-                .instrument(span)
-                .await
-            },
-        ))
-    }
-
-    async fn sync_in(&self) -> Result<()> {
-        self.check_open()?;
-        self.push(&self.workdir, WORKDIR, None).await?;
-        for m in &self.mounts {
-            let meta = std::fs::metadata(&m.host)
-                .map_err(|e| self.transfer_err("into", format!("{}: {e}", m.host.display())))?;
-            if meta.is_dir() {
-                self.push(&m.host, &m.container, None).await?;
-            } else {
-                let dest = Path::new(&m.container);
-                let parent = dest.parent().and_then(|p| p.to_str()).unwrap_or("/");
-                let name = dest
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("file")
-                    .to_string();
-                self.push(&m.host, parent, Some(name)).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn sync_out(&self) -> Result<()> {
-        self.check_open()?;
-        self.pull(WORKDIR, &self.workdir).await?;
-        for m in self
-            .mounts
-            .iter()
-            .filter(|m| !m.read_only && m.host.is_dir())
-        {
-            self.pull(&m.container, &m.host).await?;
-        }
-        self.dirty.store(false, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn close(&self) -> Result<()> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let pulled = if self.dirty.load(Ordering::SeqCst) {
-            self.sync_out().await
-        } else {
-            Ok(())
-        };
-        self.closed.store(true, Ordering::SeqCst);
-        let terminated = self.terminate().await;
-        pulled?;
-        terminated
     }
 }
 

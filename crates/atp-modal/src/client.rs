@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use atp_image::ModalLayer;
 use base64::Engine as _;
 use tokio::sync::Mutex;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -172,29 +173,6 @@ pub struct SandboxSpec {
     pub block_network: bool,
     pub name: Option<String>,
     pub entrypoint_args: Vec<String>,
-}
-
-/// One image layer to build: Dockerfile commands on top of the previous layer (or a registry
-/// base for the first one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerSpec {
-    /// Registry reference of the first layer; `None` for later layers (`FROM base`).
-    pub base: Option<String>,
-    /// The layer's commands without the `FROM` line.
-    pub dockerfile_commands: Vec<String>,
-}
-
-impl LayerSpec {
-    /// The commands as Modal's builder takes them (`FROM <base>` / `FROM base` first).
-    pub fn commands_with_from(&self) -> Vec<String> {
-        let from = match &self.base {
-            Some(b) => format!("FROM {b}"),
-            None => "FROM base".to_string(),
-        };
-        std::iter::once(from)
-            .chain(self.dockerfile_commands.iter().cloned())
-            .collect()
-    }
 }
 
 /// Modal image builder version sent with every layer.
@@ -496,7 +474,7 @@ impl ModalClient {
     pub async fn image_build(
         &self,
         app_id: &str,
-        layers: &[LayerSpec],
+        layers: &[ModalLayer],
         force_build: bool,
         log: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String, ModalError> {
@@ -831,7 +809,7 @@ pub fn describe(r: &pb::GenericResult) -> String {
         s.push_str(&format!(", exit code {}", r.exitcode));
     }
     if !r.exception.is_empty() {
-        s.push_str(&format!(": {}", crate::error::one_line(&r.exception)));
+        s.push_str(&format!(": {}", atp_backend::one_line(&r.exception)));
     }
     s
 }

@@ -1,4 +1,4 @@
-use atp_backend::BackendError;
+use atp_backend::{one_line, BackendError};
 
 /// Errors of the Modal client.
 ///
@@ -86,8 +86,4 @@ impl ModalError {
             other => BackendError::engine("modal", op, other),
         }
     }
-}
-
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -47,7 +47,5 @@ pub use task::ProofTask;
 pub use transcript::{EntryKind, Transcript, TranscriptEntry};
 pub use usage::{Cost, CostSource, Usage};
 
-/// Collapse a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+/// Collapse a multi-line message into one line (atp_backend's one rule).
+pub use atp_backend::one_line;

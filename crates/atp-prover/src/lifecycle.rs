@@ -283,6 +283,7 @@ impl Phases<'_> {
                 resources: self.opts.resources.clone(),
                 network: self.opts.network,
                 run_id: Some(self.opts.run_id.clone()),
+                requires: Default::default(),
             };
             let creating = self.backend.session(&wd, so);
             tokio::pin!(creating);

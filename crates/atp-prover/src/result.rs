@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use atp_image::ImagePins;
 use atp_verify::{Verification, VerificationReport};
@@ -233,7 +232,5 @@ impl ProofResult {
     }
 }
 
-/// Seconds with millisecond precision.
-pub fn secs(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
+/// Seconds with millisecond precision (atp_backend's one seconds format).
+pub use atp_backend::serde_secs::secs;

@@ -8,7 +8,12 @@
 //!   `cargo xtask test-image`) and [`agents_image`] (`ATP_AGENTS_IMAGE`, default
 //!   `atp-agents-test:latest`, built by `cargo xtask agents-image`).
 //! - [`fixture`]: the repository's `fixtures/` directory; [`count_managed`]: containers of a run
-//!   counted by a raw engine query, independent of the backend's own `gc`.
+//!   counted by a raw engine query, independent of the backend's own `gc`; [`raw_docker`]: a
+//!   bollard client for tests that inspect the engine directly (atp's own API never hands one
+//!   out).
+//! - [`variant_image`]: a small image built `FROM` the test image with a few extra `RUN` lines
+//!   (an image with a busybox `/bin/sh`, without `mktemp`, …), for the image-contract tests;
+//!   the test image itself is never changed.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -77,6 +82,47 @@ pub async fn docker(test: &str) -> Option<DockerBackend> {
     docker_with(test, &test_image(), NetworkMode::None).await
 }
 
+/// A bollard client on the engine tests use (`DOCKER_HOST` or the default socket).
+pub fn raw_docker() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults().expect("engine client")
+}
+
+/// Build (or reuse, the engine caches the steps) `atp-test-variant-NAME:<base id>` from
+/// [`test_image`] plus `run` lines, offline. `None` after [`skip`] when the engine or the test
+/// image is missing.
+pub async fn variant_image(test: &str, name: &str, run: &[&str]) -> Option<String> {
+    let b = docker(test).await?;
+    let base = b.image_info().await.expect("test image").id;
+    let short: String = base
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    let tag = format!("atp-test-variant-{name}:{short}");
+    let mut dockerfile = format!(
+        "FROM {base}
+"
+    );
+    for line in run {
+        dockerfile.push_str(&format!(
+            "RUN {line}
+"
+        ));
+    }
+    let req = atp_docker::build::BuildRequest {
+        dockerfile,
+        context: Vec::new(),
+        tag: tag.clone(),
+        labels: Default::default(),
+        no_cache: false,
+        network_mode: Some("none".into()),
+    };
+    b.build_image(req, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{test}: building {tag}: {e}"));
+    Some(tag)
+}
+
 /// The repository's `fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -92,7 +138,7 @@ pub fn repo_root() -> PathBuf {
 /// Containers (any state) labelled `atp.managed=true` and `atp.run-id=RUN`, counted with a raw
 /// engine query; `None` counts every managed container.
 pub async fn count_managed(run: Option<&str>) -> usize {
-    let docker = bollard::Docker::connect_with_defaults().expect("engine client");
+    let docker = raw_docker();
     let mut labels = vec![format!("{LABEL_MANAGED}=true")];
     if let Some(r) = run {
         labels.push(format!("{LABEL_RUN_ID}={r}"));

@@ -203,7 +203,7 @@ pub struct VerificationReport {
     pub timed_out: bool,
     pub violations: Vec<Violation>,
     pub per_file: BTreeMap<String, FileReport>,
-    #[serde(rename = "duration_s", with = "secs")]
+    #[serde(rename = "duration_s", with = "atp_backend::serde_secs")]
     pub duration: Duration,
     /// Every definition whose body was `sorry` in the original, with the candidate's body and
     /// the answer check (see [`crate::holes`]). A wrong hole is also a `wrong_answer` violation.
@@ -243,20 +243,6 @@ impl VerificationReport {
             && self.non_standard_axioms.is_empty()
             && self.statements_intact
             && !self.timed_out;
-    }
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Ok(Duration::try_from_secs_f64(v).unwrap_or_default())
     }
 }
 

@@ -131,6 +131,9 @@ pub fn fingerprint() -> String {
     hex::encode(h.finalize())
 }
 
+/// The `atp.purpose` label of the canaries' sandboxes.
+pub const SELF_TEST_PURPOSE: &str = "self-test";
+
 /// Where cached outcomes live.
 pub fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("ATP_CACHE_DIR")
@@ -188,7 +191,7 @@ impl Verifier {
             let sources = BTreeMap::from([("AtpCanary.lean".to_string(), c.candidate.to_string())]);
             let original = BTreeMap::from([("AtpCanary.lean".to_string(), c.original.to_string())]);
             let p = Prepared::from_sources(sources, Some(&original), &self.options().policy, false);
-            let outcome = match self.verify_prepared(p).await {
+            let outcome = match self.verify_prepared(p, Some(SELF_TEST_PURPOSE)).await {
                 Ok(v) => {
                     let r = &v.report;
                     let passed = match c.expect {

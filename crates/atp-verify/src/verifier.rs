@@ -205,11 +205,41 @@ impl Verifier {
         if self.options.self_test {
             self.ensure_self_test().await?;
         }
-        self.verify_prepared(prepared).await
+        self.verify_prepared(prepared, None).await
+    }
+
+    /// The options of every sandbox the verifier opens: no network, the run's id, the budget
+    /// plus room for setup, the image contract the scripts need, and `purpose` as a label.
+    fn sandbox_options(&self, run_id: RunId, purpose: Option<&str>) -> SessionOptions {
+        SessionOptions {
+            network: NetworkMode::None,
+            run_id: Some(run_id),
+            timeout: Some(self.options.timeout + Duration::from_secs(120)),
+            labels: purpose
+                .map(|p| {
+                    BTreeMap::from([(
+                        atp_backend::layout::LABEL_PURPOSE.to_string(),
+                        p.to_string(),
+                    )])
+                })
+                .unwrap_or_default(),
+            requires: atp_backend::Requirements::commands(
+                crate::script::SCRIPT_TOOLS
+                    .iter()
+                    .copied()
+                    .chain(["lake", crate::script::CHECKER]),
+            )
+            .with_paths([crate::script::SKELETON_DIR]),
+            ..Default::default()
+        }
     }
 
     /// Verify prepared sources in fresh sandboxes, under the backstop.
-    pub(crate) async fn verify_prepared(&self, p: Prepared) -> Result<Verification, VerifyError> {
+    pub(crate) async fn verify_prepared(
+        &self,
+        p: Prepared,
+        purpose: Option<&str>,
+    ) -> Result<Verification, VerifyError> {
         let fallback = p.clone();
         let started = Instant::now();
         let run_id = self.options.run_id.clone().unwrap_or_default();
@@ -225,12 +255,7 @@ impl Verifier {
                 ))
             })?;
         let work = async {
-            let opts = || SessionOptions {
-                network: NetworkMode::None,
-                run_id: Some(run_id.clone()),
-                timeout: Some(self.options.timeout + Duration::from_secs(120)),
-                ..Default::default()
-            };
+            let opts = || self.sandbox_options(run_id.clone(), purpose);
             let (build, check) = tokio::join!(
                 self.backend.session(empty.path(), opts()),
                 self.backend.session(empty.path(), opts())
@@ -287,12 +312,7 @@ impl Verifier {
             .backend
             .session(
                 empty.path(),
-                SessionOptions {
-                    network: NetworkMode::None,
-                    run_id: self.options.run_id.clone(),
-                    timeout: Some(self.options.timeout + Duration::from_secs(120)),
-                    ..Default::default()
-                },
+                self.sandbox_options(self.options.run_id.clone().unwrap_or_default(), None),
             )
             .await?;
         let out = self.run(session, check.as_ref(), prepared).await;

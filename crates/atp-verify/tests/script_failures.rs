@@ -43,22 +43,68 @@ async fn broken(test: &str, run: &str, want: &str) {
     }
 }
 
+/// A tool the scripts need that is missing: the image contract (checked once per image id,
+/// before any script runs) refuses the image in one line naming the tool, with or without the
+/// self-test — no script runs, so no verdict can be drawn from one.
+async fn missing(test: &str, run: &str, tool: &str) {
+    if atp_test_support::docker(test).await.is_none() {
+        return;
+    }
+    let img = Derived::build(run).await;
+    let Some(b) = backend_on(test, &img.tag).await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cand = project(tmp.path(), &one("theorem t : 1 = 1 := rfl\n"));
+    for self_test in [false, true] {
+        let run_id = RunId::new();
+        let e = Verifier::new(b.clone() as Arc<dyn ComputeBackend>)
+            .with_options(VerifyOptions {
+                run_id: Some(run_id.clone()),
+                self_test,
+                ..Default::default()
+            })
+            .verify(&cand, None)
+            .await
+            .expect_err("a broken image is an error, not a verdict");
+        assert_eq!(e.kind(), "image_contract", "{e}");
+        assert!(
+            e.to_string().contains(&format!("`{tool}` not found")),
+            "{e}"
+        );
+        assert_eq!(e.to_string().lines().count(), 1, "one line: {e}");
+        atp_test_support::assert_no_leak(&run_id).await;
+    }
+}
+
 #[tokio::test]
-async fn an_image_without_mktemp_is_an_error_with_the_scripts_stderr() {
-    broken(
-        "an_image_without_mktemp_is_an_error_with_the_scripts_stderr",
+async fn an_image_without_mktemp_is_refused_by_its_contract() {
+    missing(
+        "an_image_without_mktemp_is_refused_by_its_contract",
         "rm /usr/bin/mktemp",
-        "lacks `mktemp`",
+        "mktemp",
     )
     .await;
 }
 
 #[tokio::test]
-async fn an_image_without_base64_is_an_error_not_a_verdict() {
-    broken(
-        "an_image_without_base64_is_an_error_not_a_verdict",
+async fn an_image_without_base64_is_refused_by_its_contract() {
+    missing(
+        "an_image_without_base64_is_refused_by_its_contract",
         "rm /usr/bin/base64",
-        "lacks `base64`",
+        "base64",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tool_that_fails_inside_the_script_is_an_error_with_its_stderr() {
+    // `mkdir` present (the contract holds) but failing for the script's source tree, as on a
+    // full disk: the script stops before any file block, and that is an error with its stderr
+    broken(
+        "a_tool_that_fails_inside_the_script_is_an_error_with_its_stderr",
+        r#"m=$(command -v mkdir) && mv "$m" "$m.real" && printf '#!/bin/bash\ncase "$*" in *"/src"*) echo "mkdir: cannot create directory: No space left on device" >&2; exit 1;; esac\nexec %s.real "$@"\n' "$m" > "$m" && chmod +x "$m""#,
+        "mkdir: cannot create directory: No space left on device",
     )
     .await;
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use atp_docker::build::{build_image, BuildError, BuildEvent, BuildRequest, ContextFile};
+use atp_docker::build::{BuildError, BuildEvent, BuildRequest, ContextFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -96,9 +96,10 @@ pub async fn build_builtin(tag: &str, quiet: bool) -> Result<()> {
     let spec = atp_image::ImageSpec::builtin()?;
     let request = request_for(&spec, tag, false, None)?;
     let backend = atp_docker::DockerBackend::for_image(tag.to_string());
-    let docker = backend.client().await?;
     let mut progress = Progress::new(quiet);
-    let result = build_image(docker, request, |event| progress.event(event)).await;
+    let result = backend
+        .build_image(request, |event| progress.event(event))
+        .await;
     progress.finish();
     result?;
     Ok(())
@@ -129,11 +130,19 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let labels = spec.image_labels()?;
     let request = request_for(&spec, &tag, args.no_cache, args.network.clone())?;
     let backend = atp_docker::DockerBackend::for_image(tag.clone());
-    let docker = backend.client().await?;
 
     let started = Instant::now();
     let mut progress = Progress::new(args.quiet);
-    let result = build_image(docker, request, |event| progress.event(event)).await;
+    // A signal drops the build: the engine cancels it when the connection closes, and the
+    // classic builder removes the step's container (`forcerm`). Exit 128+N (set by main).
+    let result = tokio::select! {
+        r = backend.build_image(request, |event| progress.event(event)) => r,
+        _ = global.cancel.cancelled() => {
+            progress.finish();
+            eprintln!("error: build-image interrupted — the build was cancelled, {tag} not tagged");
+            return Ok(ExitCode::from(130));
+        }
+    };
     progress.finish();
     let built = match result {
         Ok(built) => built,

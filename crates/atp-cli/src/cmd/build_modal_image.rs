@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use atp_modal::{LayerSpec, ModalClient, ModalCredentials};
+use atp_modal::ModalCredentials;
 use serde_json::json;
 
 use super::image::{load_locked_spec, lock_json, LockFlags};
@@ -34,16 +34,8 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     // The lock is checked before anything is contacted: `--locked` refuses a stale or missing
     // lock without an engine or credentials.
     let (path, spec, status) = load_locked_spec(args.spec.as_ref(), args.lock)?;
-    let layers: Vec<LayerSpec> = spec
-        .to_modal_layers()?
-        .into_iter()
-        .map(|l| LayerSpec {
-            base: l.base,
-            dockerfile_commands: l.dockerfile_commands,
-        })
-        .collect();
-    let client = ModalClient::new(ModalCredentials::from_env()?)?;
-    let app_id = client.app_get_or_create(&args.app, true).await?;
+    let layers = spec.to_modal_layers()?;
+    let creds = ModalCredentials::from_env().map_err(|e| e.into_backend("credentials"))?;
     let json = global.json;
     let mut log = |l: &str| {
         // Build logs stream live; with --json they go to stderr so stdout stays JSON.
@@ -53,26 +45,31 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             print!("{l}");
         }
     };
-    let image_id = client
-        .image_build(&app_id, &layers, args.force, &mut log)
-        .await?;
-    client.image_publish(&image_id, &args.name).await?;
-    let tag = atp_modal::client::normalize_tag(&args.name);
+    // A signal abandons the build (no sandbox exists; nothing is published) and exits 128+N.
+    let built = tokio::select! {
+        r = atp_modal::build_and_publish(creds, &args.app, &args.name, &layers, args.force, &mut log) => r?,
+        _ = global.cancel.cancelled() => {
+            eprintln!("error: build-modal-image interrupted — nothing was published");
+            return Ok(ExitCode::from(130));
+        }
+    };
     let pins = spec.pin_env()?;
     if global.json {
         print_json(&json!({
-            "image_id": image_id,
-            "tag": tag,
+            "image_id": built.image_id,
+            "tag": built.tag,
             "app": args.app,
-            "layers": layers.len(),
+            "layers": built.layers,
             "spec": path,
             "pins": pins,
             "lock": lock_json(&status, &spec),
         }))?;
     } else {
         println!(
-            "published {tag} = {image_id} ({} layers from {})",
-            layers.len(),
+            "published {} = {} ({} layers from {})",
+            built.tag,
+            built.image_id,
+            built.layers,
             path.display()
         );
         for (k, v) in &pins {

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use atp_backend::ComputeBackend;
 use atp_image::{ImageLock, ImagePins, ImageSpec, LockMode, LockStatus, LockedBase};
 use serde_json::json;
 
@@ -195,7 +194,11 @@ async fn pins(args: PinsArgs, global: &Global) -> Result<()> {
     let pins = match &args.image {
         None => ImagePins::spec_defaults(&spec)?,
         Some(image) => {
-            let backend = atp_docker::DockerBackend::for_image(image.clone());
+            let backend = crate::backend::make(&crate::backend::BackendSpec {
+                kind: crate::backend::BackendKind::Docker,
+                image: image.clone(),
+                network: atp_backend::NetworkMode::Default,
+            })?;
             let info = backend
                 .image_info()
                 .await
@@ -308,18 +311,20 @@ async fn base_digest(base: &str) -> LockedBase {
         return LockedBase::with_digest(base, digest);
     }
     let lookup = async {
-        let backend = atp_docker::DockerBackend::for_image(base.to_string());
-        let docker = backend
-            .client()
-            .await
-            .map_err(|e| format!("the local Docker engine was not reachable when locking ({e})"))?;
-        let inspect = docker.inspect_image(base).await.map_err(|_| {
-            format!(
+        let backend = crate::backend::make(&crate::backend::BackendSpec {
+            kind: crate::backend::BackendKind::Docker,
+            image: base.to_string(),
+            network: atp_backend::NetworkMode::Default,
+        })
+        .map_err(|e| e.to_string())?;
+        let info = backend.image_info().await.map_err(|e| match e {
+            atp_backend::BackendError::ImageUnavailable { .. } => format!(
                 "{base} was not present in the local Docker engine when locking; pull it and \
                  rerun `atp image lock` to pin its digest"
-            )
+            ),
+            e => format!("the local Docker engine was not reachable when locking ({e})"),
         })?;
-        digest_for(base, &inspect.repo_digests.unwrap_or_default()).ok_or_else(|| {
+        digest_for(base, &info.repo_digests).ok_or_else(|| {
             format!("{base} in the local Docker engine has no registry digest (built or imported locally)")
         })
     };

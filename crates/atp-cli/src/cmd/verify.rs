@@ -34,6 +34,10 @@ pub struct Args {
     /// Output directory (default: ./atp-runs/verify-<run id>).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Run id every sandbox of this run is labelled with (`atp.run-id`; default: a fresh one),
+    /// e.g. to find them with `atp gc --run-id`.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<RunId>,
     /// Accept `native_decide` (and Lean.ofReduceBool / Lean.trustCompiler).
     #[arg(long)]
     pub allow_native_decide: bool,
@@ -53,7 +57,7 @@ pub struct Args {
 
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let run_id = RunId::new();
+    let run_id = args.run_id.clone().unwrap_or_default();
     let out_dir = args
         .output
         .clone()
@@ -98,7 +102,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         print!("{}", render(&result, &out_dir));
     }
     if let Some(Err(e)) = &outcome {
-        eprintln!("error: {}", atp_prover::one_line(&e.to_string()));
+        eprintln!("error: {}", atp_backend::one_line(&e.to_string()));
     }
     Ok(crate::cmd::exit_for(result.status))
 }
@@ -142,7 +146,7 @@ async fn verify(
     };
     let mut spec = args.backend.spec();
     spec.network = NetworkMode::None;
-    let backend = backend::make(&spec).map_err(|e| VerifyError::InvalidInput(e.to_string()))?;
+    let backend = backend::make(&spec)?;
     let policy = VerifyPolicy {
         allow_native_decide: args.allow_native_decide,
         allowed_axioms: args.allow_axiom.iter().cloned().collect(),

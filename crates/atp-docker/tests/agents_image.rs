@@ -129,5 +129,5 @@ async fn every_agent_cli_of_the_agents_image_runs_at_its_labelled_version() {
     assert_eq!(r.exit_code, 0, "{r:?}");
     assert!(r.stdout.contains("stand-in"), "{}", r.stdout);
     s.close().await.expect("close");
-    common::assert_no_leak(&b, &run).await;
+    atp_test_support::assert_no_leak(&run).await;
 }

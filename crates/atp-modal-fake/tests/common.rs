@@ -1,26 +1,22 @@
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
 use atp_modal_fake::{FakeModal, FakeOptions};
 
-/// Start a fake, or skip loudly (None) when the Docker engine or the test image is missing;
-/// with `ATP_REQUIRE_DOCKER=1` a missing engine fails the test instead.
-pub async fn fake(opts: FakeOptions) -> Option<FakeModal> {
+/// Start a fake whose sandboxes run the test image (unless `opts` names another image), or
+/// skip loudly (`None`) when the Docker engine or the image is missing (a failure under
+/// `ATP_REQUIRE_DOCKER=1`).
+pub async fn fake(mut opts: FakeOptions) -> Option<FakeModal> {
+    if opts.docker_image == FakeOptions::default().docker_image {
+        opts.docker_image = atp_test_support::test_image();
+    }
     match FakeModal::start(opts).await {
         Ok(f) => Some(f),
         Err(e) => {
-            if std::env::var("ATP_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                panic!("ATP_REQUIRE_DOCKER=1 but the fake Modal cannot run: {e}");
-            }
-            {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "!!! SKIPPED (no Docker engine / test image): {e}"
-                );
-            }
+            atp_test_support::skip(
+                "atp-modal-fake test",
+                &format!("the fake Modal cannot run: {e}"),
+            );
             None
         }
     }
@@ -75,15 +71,5 @@ pub async fn open(
 
 /// Containers of this fake still present in the engine.
 pub async fn live_containers(f: &FakeModal) -> usize {
-    let out = tokio::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=atp.run-id={}", f.run_id()),
-        ])
-        .output()
-        .await
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    atp_test_support::count_managed(Some(f.run_id())).await
 }
