@@ -188,10 +188,24 @@ pub async fn created(run: &str, since_unix: i64) -> Vec<HashMap<String, String>>
         .until(&until.to_string())
         .filters(&filters)
         .build();
-    let events: Vec<_> = docker.events(Some(opts)).collect().await;
+    // An engine error (e.g. a slow engine under load) is retried, never read as "no events".
+    let mut events = Vec::new();
+    for attempt in 1..=3 {
+        let got: Vec<_> = docker.events(Some(opts.clone())).collect().await;
+        match got.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(e) => {
+                events = e;
+                break;
+            }
+            Err(e) if attempt < 3 => {
+                eprintln!("engine events of run {run}: {e} (retrying)");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("engine events of run {run}: {e}"),
+        }
+    }
     events
         .into_iter()
-        .filter_map(Result::ok)
         .map(|e| {
             e.actor
                 .and_then(|a| a.attributes)
