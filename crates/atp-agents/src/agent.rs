@@ -8,8 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use atp_backend::ExecOptions;
 use atp_prover::{
-    run_logged, AuthStatus, EnvSource, GenOutcome, GenerateContext, Generation, Preparation,
-    PrepareContext, ProveError, Prover, ProverInfo, ProverKind, RunEnd, SandboxRequest,
+    run_logged, AuthStatus, CollectContext, EnvSource, GenOutcome, GenerateContext, Generation,
+    Preparation, PrepareContext, ProveError, Prover, ProverInfo, ProverKind, RunEnd,
+    SandboxRequest, Usage,
 };
 use serde_json::json;
 
@@ -53,6 +54,24 @@ impl<H: Harness> AgentProver<H> {
     }
 }
 
+/// A fresh private directory (0700, outside `OUT/`) for per-run copies of credential files.
+pub(crate) fn private_dir() -> Result<tempfile::TempDir, ProveError> {
+    let private = tempfile::Builder::new()
+        .prefix("atp-cred-")
+        .tempdir()
+        .map_err(|e| ProveError::Output {
+            path: std::env::temp_dir().display().to_string(),
+            message: format!("cannot create a private directory: {e}"),
+        })?;
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).map_err(
+        |e| ProveError::Output {
+            path: private.path().display().to_string(),
+            message: e.to_string(),
+        },
+    )?;
+    Ok(private)
+}
+
 /// The command that starts a staged agent.
 pub fn launch_command() -> String {
     format!("bash {LAUNCH_FILE}")
@@ -87,20 +106,7 @@ impl<H: Harness> Prover for AgentProver<H> {
         self.harness
             .stage(cx.wd)
             .map_err(|e| io(self.harness.harness_name(), e))?;
-        // Credential copies live in a private directory outside OUT/, 0700.
-        let private = tempfile::Builder::new()
-            .prefix("atp-cred-")
-            .tempdir()
-            .map_err(|e| ProveError::Output {
-                path: std::env::temp_dir().display().to_string(),
-                message: format!("cannot create a private directory: {e}"),
-            })?;
-        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).map_err(
-            |e| ProveError::Output {
-                path: private.path().display().to_string(),
-                message: e.to_string(),
-            },
-        )?;
+        let private = private_dir()?;
         let creds = self
             .harness
             .credentials(&self.env, private.path(), cx.container_home)
@@ -213,16 +219,38 @@ impl<H: Harness> Prover for AgentProver<H> {
             g.metadata
                 .insert("result_text".into(), json!(clip(&t, 2000)));
         }
-        match self.harness.collect_logs(cx.wd, &cx.layout.logs()) {
-            Ok(files) => g.logs = files,
-            Err(e) => tracing::warn!("collecting the agent's logs: {e}"),
-        }
         g
     }
 
     fn transcript(&self, stdout: &str) -> Option<atp_prover::Transcript> {
         self.harness.transcript(stdout)
     }
+
+    fn collect(&self, cx: &CollectContext<'_>, gen: &mut Generation) {
+        match self.harness.collect(cx.wd, &cx.layout.logs()) {
+            Ok(c) => merge_collected(gen, c),
+            Err(e) => tracing::warn!("collecting the agent's logs: {e}"),
+        }
+    }
+}
+
+/// Fold what a harness read from its CLI's files into the generation.
+pub(crate) fn merge_collected(gen: &mut Generation, c: crate::harness::Collected) {
+    if let Some(u) = c.usage {
+        let keep = gen.usage.clone();
+        gen.usage = Usage {
+            turns: u.turns.or(keep.turns),
+            tool_calls: u.tool_calls.or(keep.tool_calls),
+            stop_reason: keep.stop_reason.or(u.stop_reason),
+            ..u
+        };
+    }
+    if c.reported_cost.is_some() {
+        gen.reported_cost = c.reported_cost;
+    }
+    gen.usage_unknown |= c.usage_unknown;
+    gen.metadata.extend(c.metadata);
+    gen.logs.extend(c.logs);
 }
 
 /// The first line a version command prints in the sandbox (`None` when it fails).

@@ -41,6 +41,61 @@ impl McpServer {
     }
 }
 
+impl McpServer {
+    /// Codex's `-c` config overrides (`mcp_servers.<name>.…`), one per item.
+    pub fn codex_overrides(&self) -> Vec<String> {
+        let args: Vec<String> = self.args.iter().map(|a| format!("{a:?}")).collect();
+        vec![
+            format!("mcp_servers.{}.command={:?}", self.name, self.command),
+            format!("mcp_servers.{}.args=[{}]", self.name, args.join(", ")),
+            format!(
+                "mcp_servers.{}.tool_timeout_sec={}",
+                self.name, self.tool_timeout_s
+            ),
+        ]
+    }
+
+    /// The `mcp` entry of OpenCode's `opencode.json`.
+    pub fn opencode_json(&self) -> serde_json::Value {
+        let mut command = vec![self.command.to_string()];
+        command.extend(self.args.iter().map(|a| a.to_string()));
+        json!({
+            self.name: {
+                "type": "local",
+                "command": command,
+                "enabled": true,
+                "timeout": self.tool_timeout_s * 1000
+            }
+        })
+    }
+
+    /// The `[[mcp_servers]]` table of Mistral Vibe's `config.toml`.
+    pub fn vibe_toml(&self) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| format!("{a:?}")).collect();
+        format!(
+            "[[mcp_servers]]\nname = {:?}\ntransport = \"stdio\"\ncommand = {:?}\nargs = [{}]\ntool_timeout_sec = {}\n",
+            self.name,
+            self.command,
+            args.join(", "),
+            self.tool_timeout_s
+        )
+    }
+
+    /// Kimi Code's `mcp.json`.
+    pub fn kimi_json(&self) -> serde_json::Value {
+        json!({
+            "mcpServers": {
+                self.name: {
+                    "command": self.command,
+                    "args": self.args,
+                    "startupTimeoutMs": self.tool_timeout_s * 1000,
+                    "toolTimeoutMs": self.tool_timeout_s * 1000
+                }
+            }
+        })
+    }
+}
+
 /// Skills and plugins chosen by the user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assets {
@@ -85,6 +140,11 @@ impl Assets {
         Ok(())
     }
 
+    /// The skill names, in order.
+    pub fn skill_names(&self) -> Vec<String> {
+        self.skills.iter().map(|p| dir_name(p)).collect()
+    }
+
     /// The plugin names, in order.
     pub fn plugin_names(&self) -> Vec<String> {
         self.plugins.iter().map(|p| dir_name(p)).collect()
@@ -120,6 +180,12 @@ fn dir_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "asset".into())
+}
+
+/// Copy a directory tree (regular files and directories; links are not followed; `tests/`
+/// folders skipped).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    copy_dir(from, to)
 }
 
 /// Copy a directory tree (regular files and directories; links are not followed).

@@ -32,6 +32,8 @@ pub const TUNING_ENV: &[&str] = &[
     "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
     "MAX_THINKING_TOKENS",
 ];
+/// Set to a session id to resume that conversation instead of starting one.
+pub const RESUME_ENV: &str = "ATP_CLAUDE_RESUME";
 /// Default model.
 pub const DEFAULT_MODEL: &str = "claude-opus-4-8";
 /// Default effort.
@@ -187,7 +189,8 @@ impl Harness for ClaudeCode {
              # atp launch script for Claude Code (rendered by atp; edits are overwritten)\n\
              set -u\n\
              PROMPT=\"$(cat {})\"\n\
-             exec claude {} < /dev/null\n",
+             # {RESUME_ENV}: continue that conversation (Numina's rounds).\n\
+             exec claude {} ${{{RESUME_ENV}:+--resume \"${RESUME_ENV}\"}} < /dev/null\n",
             crate::harness::PROMPT_FILE,
             args.join(" \\\n  ")
         )

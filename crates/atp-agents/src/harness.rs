@@ -105,13 +105,101 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     fn version_command(&self) -> Option<String> {
         None
     }
-    /// Move the CLI's own logs from the workdir into `logs` after the run.
     /// The CLI's stream (`logs/stdout.txt`) as a conversation, when the harness can read it.
     fn transcript(&self, _stdout: &str) -> Option<atp_prover::Transcript> {
         None
     }
-
-    fn collect_logs(&self, _wd: &Path, _logs: &Path) -> std::io::Result<Vec<PathBuf>> {
-        Ok(Vec::new())
+    /// After the sandbox is gone: move the CLI's own logs from `wd` into `logs` and read what
+    /// they tell (usage and cost some CLIs write only to files). `wd` is untrusted: read it
+    /// only through [`crate::safe_fs`].
+    fn collect(&self, _wd: &Path, _logs: &Path) -> std::io::Result<Collected> {
+        Ok(Collected::default())
     }
+}
+
+/// What a harness read from the files its CLI left (see [`Harness::collect`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Collected {
+    /// Token counts that replace the stream's (turns, tool calls and the stop reason are kept
+    /// from the stream when these have none).
+    pub usage: Option<Usage>,
+    /// A cost the CLI wrote down.
+    pub reported_cost: Option<f64>,
+    /// The CLI reports no token usage at all (its cost must not be priced from zeros).
+    pub usage_unknown: bool,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Files written into `OUT/logs`.
+    pub logs: Vec<PathBuf>,
+}
+
+/// Where the per-run copies of credential files are mounted (read-only) in the sandbox; launch
+/// scripts copy what their CLI must be able to rewrite into its home from there.
+pub const CREDENTIALS_MOUNT: &str = "/run/atp-credentials";
+
+impl Credentials {
+    /// Write `bytes` as `private/rel` (0600, parent directories 0700) and mount `private`
+    /// read-only at [`CREDENTIALS_MOUNT`]. `private` is outside `OUT/` (see
+    /// `atp_prover::Preparation::private`), so the copy never reaches the run's output.
+    pub fn add_file(
+        &mut self,
+        private: &Path,
+        rel: &str,
+        bytes: &[u8],
+    ) -> Result<(), CredentialError> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |e: std::io::Error| {
+            CredentialError(format!(
+                "cannot copy a credential file into {}: {e}",
+                private.display()
+            ))
+        };
+        let dest = private.join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+            let mut p = parent;
+            while p.starts_with(private) {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+                match p.parent() {
+                    Some(up) if up != p => p = up,
+                    _ => break,
+                }
+            }
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&dest)
+            .map_err(err)?;
+        f.write_all(bytes).map_err(err)?;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        if !self.mounts.iter().any(|m| m.container == CREDENTIALS_MOUNT) {
+            self.mounts
+                .push(Mount::read_only(private.to_path_buf(), CREDENTIALS_MOUNT));
+        }
+        Ok(())
+    }
+
+    /// Copy the credential file `src` alone as `private/rel` (see [`Credentials::add_file`]).
+    pub fn copy_file(
+        &mut self,
+        src: &Path,
+        private: &Path,
+        rel: &str,
+    ) -> Result<(), CredentialError> {
+        let bytes = std::fs::read(src).map_err(|e| {
+            CredentialError(format!(
+                "{}: cannot read the credential file: {e}",
+                src.display()
+            ))
+        })?;
+        self.add_file(private, rel, &bytes)
+    }
+}
+
+/// The host user's home directory as `env` sees it.
+pub fn home_dir(env: &EnvSource) -> Option<PathBuf> {
+    env.get("HOME").map(PathBuf::from)
 }

@@ -4,7 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use atp_agents::axprover::{self, AxProver};
 use atp_agents::claude_code::{self, ClaudeCode};
+use atp_agents::codex::{self, Codex};
+use atp_agents::kimi::{self, Kimi};
+use atp_agents::numina::{Numina, OnStatementChange};
+use atp_agents::opencode::{AuthMode, OpenCode};
+use atp_agents::vibe::Vibe;
 use atp_agents::{AgentProver, Assets};
 use atp_prover::{AuthStatus, EnvSource, Prover, ProverKind};
 use atp_tactics::TacticsProver;
@@ -28,6 +34,69 @@ pub const REGISTRY: &[Entry] = &[
         name: "claude",
         kind: ProverKind::Agent,
         runs: "Claude Code CLI in the sandbox",
+        default_model: Some(claude_code::DEFAULT_MODEL),
+        credential: "CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) or ANTHROPIC_API_KEY",
+    },
+    Entry {
+        name: "codex",
+        kind: ProverKind::Agent,
+        runs: "Codex CLI in the sandbox",
+        default_model: Some(codex::DEFAULT_MODEL),
+        credential: "~/.codex/auth.json (codex login) or OPENAI_API_KEY",
+    },
+    Entry {
+        name: "opencode",
+        kind: ProverKind::Agent,
+        runs: "OpenCode CLI in the sandbox (--model provider/model)",
+        default_model: Some("deepseek/deepseek-v4-pro"),
+        credential: "the provider's API key variable, or its entry of OpenCode's auth.json (opencode auth login)",
+    },
+    Entry {
+        name: "deepseek",
+        kind: ProverKind::Agent,
+        runs: "OpenCode CLI in the sandbox, DeepSeek",
+        default_model: Some("deepseek/deepseek-v4-pro"),
+        credential: "DEEPSEEK_API_KEY",
+    },
+    Entry {
+        name: "grok",
+        kind: ProverKind::Agent,
+        runs: "OpenCode CLI in the sandbox, xAI Grok",
+        default_model: Some("xai/grok-4.5"),
+        credential: "xai entry of OpenCode's auth.json (opencode auth login) or XAI_API_KEY",
+    },
+    Entry {
+        name: "vibe",
+        kind: ProverKind::Agent,
+        runs: "Mistral Vibe CLI in the sandbox",
+        default_model: Some("magistral-medium-latest"),
+        credential: "MISTRAL_API_KEY",
+    },
+    Entry {
+        name: "leanstral",
+        kind: ProverKind::Agent,
+        runs: "Mistral Vibe CLI in the sandbox, Leanstral with Vibe's Lean prompt",
+        default_model: Some("labs-leanstral-1-5"),
+        credential: "MISTRAL_API_KEY",
+    },
+    Entry {
+        name: "axprover",
+        kind: ProverKind::Agent,
+        runs: "ax-prover in the sandbox, once per file with a sorry",
+        default_model: Some(axprover::DEFAULT_MODEL),
+        credential: "the model provider's key (ANTHROPIC_API_KEY, OPENAI_API_KEY, GOOGLE_API_KEY or DEEPSEEK_API_KEY)",
+    },
+    Entry {
+        name: "kimi",
+        kind: ProverKind::Agent,
+        runs: "Kimi Code CLI in the sandbox (not in atp's test image)",
+        default_model: Some(kimi::DEFAULT_MODEL),
+        credential: "~/.kimi-code/credentials/ (kimi login)",
+    },
+    Entry {
+        name: "numina",
+        kind: ProverKind::Agent,
+        runs: "Claude Code in rounds with Numina's assets (--numina-assets DIR)",
         default_model: Some(claude_code::DEFAULT_MODEL),
         credential: "CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) or ANTHROPIC_API_KEY",
     },
@@ -81,6 +150,37 @@ pub struct ProverArgs {
     /// Budget of one `tactics` compile, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub attempt_timeout: u64,
+    /// Numina's assets directory (skills/, prompts/ with main_entry.md), for `numina`.
+    #[arg(long, value_name = "DIR")]
+    pub numina_assets: Option<PathBuf>,
+    /// Most rounds of `numina`.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_rounds: u32,
+    /// Consecutive LIMIT rounds after which `numina` starts a fresh conversation.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_consecutive_limits: u32,
+    /// What `numina` does when a round changed a theorem statement: stop, or restore it.
+    #[arg(long, value_enum, default_value_t = StatementChangeArg::Error)]
+    pub on_statement_change: StatementChangeArg,
+    /// Most proof iterations per theorem, for `axprover`.
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+    /// Most agent turns, for `claude`, `vibe` and `leanstral`.
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+}
+
+/// `--on-statement-change`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementChangeArg {
+    /// Stop the rounds (the verifier reports the change).
+    #[default]
+    Error,
+    /// Restore the original statement and go on.
+    Warn,
 }
 
 /// Build the prover `args` names, reading credentials from `env`.
@@ -95,6 +195,7 @@ pub fn make(args: &ProverArgs, env: EnvSource) -> anyhow::Result<Box<dyn Prover>
             let mut h = ClaudeCode {
                 assets,
                 api_base: args.api_base.clone(),
+                max_turns: args.max_turns,
                 ..ClaudeCode::default()
             };
             if let Some(m) = &args.model {
@@ -104,6 +205,121 @@ pub fn make(args: &ProverArgs, env: EnvSource) -> anyhow::Result<Box<dyn Prover>
                 h.effort = e.clone();
             }
             Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "codex" => {
+            let mut h = Codex {
+                assets,
+                api_base: args.api_base.clone(),
+                ..Codex::default()
+            };
+            if let Some(m) = &args.model {
+                h.model = m.clone();
+            }
+            if let Some(e) = &args.effort {
+                h.effort = e.clone();
+            }
+            if let Some(b) = &h.api_base {
+                codex::check_base_url(b).map_err(anyhow::Error::msg)?;
+            }
+            Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "opencode" | "deepseek" | "grok" => {
+            let mut h = match args.prover.as_str() {
+                "grok" => OpenCode {
+                    name: "grok".into(),
+                    provider: "xai".into(),
+                    model: "grok-4.5".into(),
+                    auth_mode: AuthMode::Login,
+                    ..OpenCode::default()
+                },
+                name => OpenCode {
+                    name: name.into(),
+                    ..OpenCode::default()
+                },
+            };
+            h.assets = assets;
+            h.api_base = args.api_base.clone();
+            if let Some(m) = &args.model {
+                h.set_model(m, args.prover != "opencode");
+            }
+            if let Some(e) = &args.effort {
+                h.effort = e.clone();
+            }
+            h.resolve_api_base(&env);
+            Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "vibe" | "leanstral" => {
+            let mut h = if args.prover == "vibe" {
+                Vibe::general()
+            } else {
+                Vibe::leanstral()
+            };
+            h.assets = assets;
+            h.api_base = args.api_base.clone();
+            h.max_turns = args.max_turns;
+            if let Some(m) = &args.model {
+                h.model = m.clone();
+            }
+            if let Some(e) = &args.effort {
+                h.effort = e.clone();
+            }
+            h.resolve_api_base(&env);
+            Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "axprover" => {
+            let mut h = AxProver {
+                api_base: args.api_base.clone(),
+                max_iterations: args.max_iterations,
+                ..AxProver::default()
+            };
+            if let Some(m) = &args.model {
+                h.model = m.clone();
+            }
+            if let Some(e) = &args.effort {
+                h.effort = e.clone();
+            }
+            Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "kimi" => {
+            let mut h = Kimi {
+                assets,
+                api_base: args.api_base.clone(),
+                ..Kimi::default()
+            };
+            if let Some(m) = &args.model {
+                h.model = m.clone();
+            }
+            if let Some(e) = &args.effort {
+                h.effort = e.clone();
+            }
+            Ok(Box::new(AgentProver::with_env(h, env)))
+        }
+        "numina" => {
+            let mut claude = ClaudeCode {
+                assets: Assets {
+                    skills: args.skills.clone(),
+                    plugins: vec![],
+                },
+                api_base: args.api_base.clone(),
+                max_turns: args.max_turns,
+                ..ClaudeCode::default()
+            };
+            if let Some(m) = &args.model {
+                claude.model = m.clone();
+            }
+            if let Some(e) = &args.effort {
+                claude.effort = e.clone();
+            }
+            let mut n = Numina::new(claude, env);
+            n.assets_dir = args.numina_assets.clone();
+            n.max_rounds = args.max_rounds;
+            n.max_consecutive_limits = args.max_consecutive_limits.max(1);
+            n.on_statement_change = match args.on_statement_change {
+                StatementChangeArg::Error => OnStatementChange::Error,
+                StatementChangeArg::Warn => OnStatementChange::Warn,
+            };
+            n.validate().map_err(anyhow::Error::msg)?;
+            Ok(Box::new(n))
         }
         "tactics" => {
             let mut t = TacticsProver {
@@ -128,6 +344,8 @@ pub fn auth_status(name: &str, env: EnvSource) -> anyhow::Result<AuthStatus> {
     let args = ProverArgs {
         prover: name.to_string(),
         attempt_timeout: 300,
+        max_rounds: 20,
+        max_consecutive_limits: 2,
         ..Default::default()
     };
     Ok(make(&args, env)?.auth())

@@ -1,146 +1,37 @@
-//! `atp prove --prover claude` end to end: the real binary, the real Claude Code CLI inside the
-//! agents test image (`cargo xtask agents-image`), driven by the scripted model fake on the
-//! host's 127.0.0.1 (the agent sandbox uses host networking; nothing else is reachable), and the
-//! verification in a second, network-less sandbox with the stand-in `lake`.
+//! `atp prove` end to end with the agent provers: the real binary, each real agent CLI inside
+//! the agents test image (`cargo xtask agents-image`), driven by the scripted model fake on the
+//! host's 127.0.0.1 (the agent sandbox uses host networking; nothing else is reachable), and
+//! the verification in a second, network-less sandbox with the stand-in `lake`.
+//!
+//! One test binary: Claude Code here, the other harnesses in `agents_cli/`.
 
-use std::path::Path;
-use std::process::Output;
+mod axprover;
+mod codex;
+mod common;
+mod missing;
+mod numina;
+mod opencode;
+mod rejected;
+mod vibe;
+
 use std::time::{Duration, Instant};
 
 use atp_model_fake::{policy, ModelFake, Script, Turn, Usage};
-use atp_test_support::{agents_image, count_managed, fixture, skip};
+use atp_test_support::count_managed;
+
+use common::{ready, run_id, Invocation, Run};
 
 const KEY: &str = "sk-ant-test-key-never-printed";
 
-fn run_id() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("agent-{n:x}")
-}
-
-fn command(fake: &ModelFake, out: &Path, run: &str, extra: &[&str]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"));
-    c.args([
-        "prove",
-        fixture("original").to_str().expect("utf8"),
-        "--prover",
-        "claude",
-        "--image",
-        &agents_image(),
-        "--network",
-        "host",
-        "--api-base",
-        &fake.url(),
-        "--run-id",
-        run,
-        "--output",
-        out.to_str().expect("utf8"),
-        "--json",
-    ])
-    .args(extra)
-    .env("ANTHROPIC_API_KEY", KEY)
-    .env("CLAUDE_CODE_MAX_RETRIES", "1")
-    .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
-    .env_remove("ANTHROPIC_BASE_URL")
-    .current_dir(out.parent().expect("parent"));
-    c
-}
-
-async fn ready(test: &str) -> bool {
-    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_atp"))
-        .args(["doctor", "--json", "--image", &agents_image()])
-        .output()
-        .await
-        .expect("atp runs");
-    if !o.status.success() {
-        skip(
-            test,
-            &format!(
-                "needs a Docker engine and {} (cargo xtask agents-image)",
-                agents_image()
-            ),
-        );
-    }
-    o.status.success()
-}
-
-struct Run {
-    out: Output,
-    result: serde_json::Value,
-    dir: tempfile::TempDir,
-    run: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-            + &String::from_utf8_lossy(&self.out.stderr)
-    }
-    fn stdout_txt(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("out/logs/stdout.txt")).expect("stdout.txt")
-    }
-    fn violations(&self) -> Vec<(String, String)> {
-        self.result["verification"]["violations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|v| {
-                (
-                    v["kind"].as_str().unwrap_or("").to_string(),
-                    v["decl"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    }
+fn claude(fake: &ModelFake) -> Invocation<'static> {
+    Invocation::new("claude")
+        .api_base(fake.url())
+        .secret("ANTHROPIC_API_KEY", KEY)
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
 }
 
 async fn prove(fake: &ModelFake, extra: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("tmp");
-    let out_dir = dir.path().join("out");
-    let run = run_id();
-    let out = command(fake, &out_dir, &run, extra)
-        .output()
-        .await
-        .expect("atp runs");
-    let result = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("logs/result.json")).expect("result.json"),
-    )
-    .expect("json");
-    let r = Run {
-        out,
-        result,
-        dir,
-        run,
-    };
-    assert_eq!(count_managed(Some(&r.run)).await, 0, "containers left");
-    // The key never reaches the output directory or atp's own output.
-    assert!(!r.text().contains(KEY));
-    for f in walk(&r.dir.path().join("out")) {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(KEY),
-            "{} holds the key",
-            f.display()
-        );
-    }
-    r
-}
-
-fn walk(d: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(d) {
-        for e in rd.flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => out.extend(walk(&p)),
-                Ok(t) if t.is_file() => out.push(p),
-                _ => {}
-            }
-        }
-    }
-    out
+    common::prove(&claude(fake).args(extra)).await
 }
 
 fn last_result_event(stdout: &str) -> serde_json::Value {
@@ -305,7 +196,8 @@ async fn ctrl_c_mid_generation_cancels_and_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let out_dir = dir.path().join("out");
     let run = run_id();
-    let child = command(&fake, &out_dir, &run, &[])
+    let child = claude(&fake)
+        .command(dir.path(), &run)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

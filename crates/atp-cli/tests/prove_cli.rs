@@ -14,6 +14,20 @@ const CREDENTIAL_VARS: &[&str] = &[
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BASE_URL",
     "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "CODEX_HOME",
+    "DEEPSEEK_API_KEY",
+    "DEEPSEEK_BASE_URL",
+    "XAI_API_KEY",
+    "XAI_BASE_URL",
+    "MISTRAL_API_KEY",
+    "MISTRAL_BASE_URL",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GENERATIVE_AI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "XDG_DATA_HOME",
+    "KIMI_CODE_HOME",
+    "KIMI_BASE_URL",
 ];
 
 fn atp(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
@@ -22,6 +36,8 @@ fn atp(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     for v in CREDENTIAL_VARS {
         c.env_remove(v);
     }
+    // No login file of the machine's user is seen: HOME is the test's directory.
+    c.env("HOME", cwd);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -231,7 +247,7 @@ fn unknown_provers_and_missing_inputs_are_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr)
-            .contains("unknown prover `nope` — known provers: claude, tactics"),
+            .contains("unknown prover `nope` — known provers: claude, codex, opencode, deepseek, grok, vibe, leanstral, axprover, kimi, numina, tactics"),
         "{}",
         text(&o)
     );

@@ -35,8 +35,8 @@ pub use lifecycle::{prove, ProveError, ProveOptions, DEFAULT_GENERATION_TIMEOUT,
 pub use prices::{ModelPrice, PriceError, PriceTable};
 pub use prompt::{compose_prompt, PROVER_PROMPT};
 pub use prover::{
-    no_progress, GenOutcome, GenerateContext, Generation, Preparation, PrepareContext,
-    ProgressEvent, ProgressSink, Prover, ProverInfo, ProverKind, SandboxRequest,
+    no_progress, CollectContext, GenOutcome, GenerateContext, Generation, Preparation,
+    PrepareContext, ProgressEvent, ProgressSink, Prover, ProverInfo, ProverKind, SandboxRequest,
 };
 pub use result::{
     secs, Durations, ErrorInfo, ImageRecord, ProofResult, Provenance, ProverRecord, Status,

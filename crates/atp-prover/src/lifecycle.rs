@@ -31,8 +31,8 @@ use crate::layout::RunLayout;
 use crate::prices::PriceTable;
 use crate::prompt::compose_prompt;
 use crate::prover::{
-    no_progress, GenOutcome, GenerateContext, Generation, PrepareContext, ProgressEvent,
-    ProgressSink, Prover,
+    no_progress, CollectContext, GenOutcome, GenerateContext, Generation, PrepareContext,
+    ProgressEvent, ProgressSink, Prover,
 };
 use crate::result::{secs, ErrorInfo, ImageRecord, ProofResult, Status};
 use crate::task::ProofTask;
@@ -372,9 +372,10 @@ impl Phases<'_> {
         };
         result.durations.generation_s = secs(gen_started.elapsed());
         self.phase("collecting");
-        self.record_generation(result, &gen);
+        let mut gen = gen;
 
         // 6. The prover's sandbox goes away before anything in the workdir is read.
+        let had_session = session.is_some();
         if let Some(s) = session.take() {
             if !self.cancelled() {
                 if let Err(e) = s.sync_out().await {
@@ -389,6 +390,16 @@ impl Phases<'_> {
             }
         }
         drop(prep.private);
+        if had_session {
+            self.prover.collect(
+                &CollectContext {
+                    wd: &wd,
+                    layout: self.layout,
+                },
+                &mut gen,
+            );
+        }
+        self.record_generation(result, &gen);
         if self.cancelled() || gen.outcome == GenOutcome::Cancelled {
             result.status = Status::Cancelled;
             result.error = Some(ErrorInfo::new(
@@ -513,6 +524,12 @@ impl Phases<'_> {
         let model = gen.model.clone().or(info.model.clone());
         let cost = if gen.free {
             Cost::free()
+        } else if gen.usage_unknown && gen.reported_cost.is_none() {
+            Cost {
+                usd: None,
+                source: crate::usage::CostSource::Unpriced,
+                note: Some("the prover reports no token usage, so its cost is unknown".into()),
+            }
         } else {
             Cost::resolve(
                 gen.reported_cost,

@@ -171,6 +171,15 @@ impl GenerateContext<'_> {
     }
 }
 
+/// What the lifecycle hands to [`Prover::collect`]: the run once the prover's sandbox is gone.
+#[derive(Debug)]
+pub struct CollectContext<'a> {
+    /// `OUT/wd`, pulled back and no longer attached to any sandbox (still untrusted: read it
+    /// without following links).
+    pub wd: &'a Path,
+    pub layout: &'a RunLayout,
+}
+
 /// How a generation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -199,6 +208,9 @@ pub struct Generation {
     pub logs: Vec<PathBuf>,
     /// Set when this prover costs nothing per run.
     pub free: bool,
+    /// Set when the prover reports no token usage at all: without a reported cost the cost is
+    /// then unknown (never priced from zero tokens).
+    pub usage_unknown: bool,
 }
 
 impl Generation {
@@ -212,6 +224,7 @@ impl Generation {
             metadata: BTreeMap::new(),
             logs: Vec::new(),
             free: false,
+            usage_unknown: false,
         }
     }
 
@@ -242,6 +255,13 @@ pub trait Prover: Send + Sync + fmt::Debug {
 
     /// Produce a candidate in `OUT/wd`.
     async fn generate(&self, cx: GenerateContext<'_>) -> Generation;
+
+    /// After the prover's sandbox was pulled and closed (nothing in `OUT/wd` changes any
+    /// more) and before the candidate is read: move the prover's own files (session logs) out
+    /// of `OUT/wd` into `OUT/logs` and complete `gen` from them (usage a CLI writes to a file).
+    /// Called for every generation that had a sandbox, cancelled ones included. Default:
+    /// nothing.
+    fn collect(&self, _cx: &CollectContext<'_>, _gen: &mut Generation) {}
 
     /// The run as a readable conversation, read from what the prover printed (`stdout`, the
     /// text of `logs/stdout.txt`). `None` when the prover has no conversation to show or does
