@@ -33,6 +33,19 @@ use crate::staging::{compile_copy, display_decl};
 use atp_image::ImagePins;
 use atp_lean::{LeanProject, ProjectError};
 
+/// The workdir of the verifier's sandboxes: empty, because sources and `.olean`s travel in the
+/// scripts, so nothing is ever written into (or read back from) the candidate's directory.
+fn empty_workdir() -> Result<tempfile::TempDir, VerifyError> {
+    tempfile::Builder::new()
+        .prefix("atp-verify-wd-")
+        .tempdir()
+        .map_err(|e| {
+            VerifyError::InvalidInput(format!(
+                "cannot create a temporary directory: {e} — check TMPDIR"
+            ))
+        })
+}
+
 /// Default verifier time budget.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Extra time past the budget for creating and tearing down the verifier's own sandboxes.
@@ -246,14 +259,7 @@ impl Verifier {
         let span = tracing::info_span!("verify", run_id = %run_id);
         // The sandboxes need no host files (sources and .oleans travel in the scripts): give
         // them an empty workdir, so nothing is written into the candidate's directory.
-        let empty = tempfile::Builder::new()
-            .prefix("atp-verify-wd-")
-            .tempdir()
-            .map_err(|e| {
-                VerifyError::InvalidInput(format!(
-                    "cannot create a temporary directory: {e} — check TMPDIR"
-                ))
-            })?;
+        let empty = empty_workdir()?;
         let work = async {
             let opts = || self.sandbox_options(run_id.clone(), purpose);
             let (build, check) = tokio::join!(
@@ -300,14 +306,7 @@ impl Verifier {
         if self.options.self_test {
             self.ensure_self_test().await?;
         }
-        let empty = tempfile::Builder::new()
-            .prefix("atp-verify-wd-")
-            .tempdir()
-            .map_err(|e| {
-                VerifyError::InvalidInput(format!(
-                    "cannot create a temporary directory: {e} — check TMPDIR"
-                ))
-            })?;
+        let empty = empty_workdir()?;
         let check = self
             .backend
             .session(

@@ -10,43 +10,9 @@ use atp_verify::{Verifier, VerifyOptions};
 use crate::common::{backend_on, one, project};
 use crate::selftest::Derived;
 
-async fn broken(test: &str, run: &str, want: &str) {
-    if atp_test_support::docker(test).await.is_none() {
-        return;
-    }
-    let img = Derived::build(run).await;
-    let Some(b) = backend_on(test, &img.tag).await else {
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let cand = project(tmp.path(), &one("theorem t : 1 = 1 := rfl\n"));
-    for self_test in [false, true] {
-        let run_id = RunId::new();
-        let r = Verifier::new(b.clone() as Arc<dyn ComputeBackend>)
-            .with_options(VerifyOptions {
-                run_id: Some(run_id.clone()),
-                self_test,
-                ..Default::default()
-            })
-            .verify(&cand, None)
-            .await;
-        let e = r.expect_err("a failed script is an error, not a verdict");
-        let want_kind = if self_test {
-            "self_test_failed"
-        } else {
-            "verifier_script"
-        };
-        assert_eq!(e.kind(), want_kind, "{e}");
-        assert!(e.to_string().contains(want), "{e}");
-        assert_eq!(e.to_string().lines().count(), 1, "one line: {e}");
-        atp_test_support::assert_no_leak(&run_id).await;
-    }
-}
-
-/// A tool the scripts need that is missing: the image contract (checked once per image id,
-/// before any script runs) refuses the image in one line naming the tool, with or without the
-/// self-test — no script runs, so no verdict can be drawn from one.
-async fn missing(test: &str, run: &str, tool: &str) {
+/// Verify a trivial candidate on `test`'s image plus `run`, with and without the self-test:
+/// an error of `kinds.0` (self-test off) / `kinds.1` (on) whose one line contains `want`.
+async fn refused_image(test: &str, run: &str, want: &str, kinds: (&str, &str)) {
     if atp_test_support::docker(test).await.is_none() {
         return;
     }
@@ -66,15 +32,27 @@ async fn missing(test: &str, run: &str, tool: &str) {
             })
             .verify(&cand, None)
             .await
-            .expect_err("a broken image is an error, not a verdict");
-        assert_eq!(e.kind(), "image_contract", "{e}");
-        assert!(
-            e.to_string().contains(&format!("`{tool}` not found")),
-            "{e}"
-        );
+            .expect_err("a broken image or script is an error, not a verdict");
+        let want_kind = if self_test { kinds.1 } else { kinds.0 };
+        assert_eq!(e.kind(), want_kind, "{e}");
+        assert!(e.to_string().contains(want), "{e}");
         assert_eq!(e.to_string().lines().count(), 1, "one line: {e}");
         atp_test_support::assert_no_leak(&run_id).await;
     }
+}
+
+/// A script that fails before any file block: `verifier_script` (the self-test's canaries
+/// fail the same way, so with it on the image fails its self-test).
+async fn broken(test: &str, run: &str, want: &str) {
+    refused_image(test, run, want, ("verifier_script", "self_test_failed")).await;
+}
+
+/// A tool the scripts need that is missing: the image contract (checked once per image id,
+/// before any script runs) refuses the image in one line naming the tool, with or without the
+/// self-test — no script runs, so no verdict can be drawn from one.
+async fn missing(test: &str, run: &str, tool: &str) {
+    let want = format!("`{tool}` not found");
+    refused_image(test, run, &want, ("image_contract", "image_contract")).await;
 }
 
 #[tokio::test]
