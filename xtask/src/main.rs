@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod agents_image;
+mod bench_benchmark;
 mod bench_docker;
 mod bench_modal;
 mod bench_prove;
@@ -48,6 +49,8 @@ enum Task {
     BenchProve(bench_prove::Args),
     /// Benchmark batch verification of pass@k: k candidates in one sandbox with 1, 2, 4 workers vs k sandboxes.
     BenchSample(bench_sample::Args),
+    /// Benchmark `atp benchmark` at scale: 200 cells at once on the fake Modal, then on Docker.
+    BenchBenchmark(bench_benchmark::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,5 +67,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchVerify(args) => bench_verify::run(args),
         Task::BenchProve(args) => bench_prove::run(args),
         Task::BenchSample(args) => bench_sample::run(args),
+        Task::BenchBenchmark(args) => bench_benchmark::run(args),
     }
 }

@@ -222,6 +222,10 @@ impl<H: Harness> Prover for AgentProver<H> {
         g
     }
 
+    fn transcript(&self, stdout: &str) -> Option<atp_prover::Transcript> {
+        self.harness.transcript(stdout)
+    }
+
     fn collect(&self, cx: &CollectContext<'_>, gen: &mut Generation) {
         match self.harness.collect(cx.wd, &cx.layout.logs()) {
             Ok(c) => merge_collected(gen, c),

@@ -212,6 +212,10 @@ impl Harness for ClaudeCode {
         env
     }
 
+    fn transcript(&self, stdout: &str) -> Option<atp_prover::Transcript> {
+        Some(transcript(stdout))
+    }
+
     fn parser(&self) -> Box<dyn StreamParser> {
         Box::new(ClaudeParser::default())
     }
@@ -233,6 +237,111 @@ pub struct ClaudeParser {
     tool_errors: u64,
     last_text: Option<String>,
     result: Option<Value>,
+}
+
+/// Claude Code's `stream-json` output as a conversation: `system` init, `assistant` text and
+/// `tool_use` blocks, `user` `tool_result` blocks, the final `result`. Lines that are not JSON
+/// (or not these events) are skipped.
+pub fn transcript(stdout: &str) -> atp_prover::Transcript {
+    use atp_prover::EntryKind;
+    let mut t = atp_prover::Transcript::new("claude-code stream-json");
+    let text_of = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    };
+    for line in stdout.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line.trim()) else {
+            continue;
+        };
+        let blocks = |v: &Value| -> Vec<Value> {
+            v.get("message")
+                .and_then(|m| m.get("content"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("system") if v.get("subtype").and_then(Value::as_str) == Some("init") => {
+                let model = v.get("model").and_then(Value::as_str).unwrap_or("?");
+                let servers: Vec<String> = v
+                    .get("mcp_servers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        format!(
+                            "{} ({})",
+                            s.get("name").and_then(Value::as_str).unwrap_or("?"),
+                            s.get("status").and_then(Value::as_str).unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                let mut text = format!("session started · model {model}");
+                if !servers.is_empty() {
+                    text.push_str(&format!(" · MCP: {}", servers.join(", ")));
+                }
+                t.push(EntryKind::System, text, None, false);
+            }
+            Some("assistant") => {
+                for b in blocks(&v) {
+                    match b.get("type").and_then(Value::as_str) {
+                        Some("text") => {
+                            let text = b.get("text").and_then(Value::as_str).unwrap_or("");
+                            if !text.trim().is_empty() {
+                                t.push(EntryKind::Assistant, text, None, false);
+                            }
+                        }
+                        Some("tool_use") => {
+                            let name = b.get("name").and_then(Value::as_str).unwrap_or("?");
+                            let input = b.get("input").cloned().unwrap_or(Value::Null);
+                            let text = match input.get("command").and_then(Value::as_str) {
+                                Some(cmd) if name == "Bash" => cmd.to_string(),
+                                _ => input.to_string(),
+                            };
+                            t.push(EntryKind::ToolCall, text, Some(name.to_string()), false);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Some("user") => {
+                for b in blocks(&v) {
+                    if b.get("type").and_then(Value::as_str) == Some("tool_result") {
+                        let is_error = b.get("is_error").and_then(Value::as_bool) == Some(true);
+                        let text = text_of(b.get("content").unwrap_or(&Value::Null));
+                        t.push(EntryKind::ToolResult, text, None, is_error);
+                    }
+                }
+            }
+            Some("result") => {
+                let sub = v.get("subtype").and_then(Value::as_str).unwrap_or("?");
+                let mut text = format!("result: {sub}");
+                if let Some(n) = v.get("num_turns").and_then(Value::as_u64) {
+                    text.push_str(&format!(" · {n} turns"));
+                }
+                if let Some(c) = v.get("total_cost_usd").and_then(Value::as_f64) {
+                    text.push_str(&format!(" · ${c:.4} reported"));
+                }
+                if let Some(r) = v.get("result").and_then(Value::as_str) {
+                    if !r.trim().is_empty() {
+                        text.push_str(&format!("\n{r}"));
+                    }
+                }
+                let is_error = v.get("is_error").and_then(Value::as_bool) == Some(true);
+                t.push(EntryKind::Final, text, None, is_error);
+            }
+            _ => {}
+        }
+    }
+    t
 }
 
 fn u(v: &Value, k: &str) -> u64 {
@@ -513,6 +622,27 @@ mod tests {
             p.result_text.as_deref(),
             Some("Replaced the sorry with rfl; the proof is complete.")
         );
+    }
+
+    #[test]
+    fn the_real_cli_transcript_reads_as_a_conversation() {
+        use atp_prover::EntryKind;
+        let t = super::transcript(&transcript("solve.jsonl"));
+        let kinds: Vec<EntryKind> = t.entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&EntryKind::System), "{kinds:?}");
+        assert!(kinds.contains(&EntryKind::ToolCall), "{kinds:?}");
+        assert!(kinds.contains(&EntryKind::ToolResult), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&EntryKind::Final), "{kinds:?}");
+        let call = t
+            .entries
+            .iter()
+            .find(|e| e.kind == EntryKind::ToolCall)
+            .expect("a call");
+        assert_eq!(call.tool.as_deref(), Some("Bash"));
+        assert!(call.text.contains("sorry"), "{}", call.text);
+        assert!(super::transcript("not json\n{\"type\":\"x\"}\n")
+            .entries
+            .is_empty());
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub trait Harness: Send + Sync + fmt::Debug + 'static {
     fn version_command(&self) -> Option<String> {
         None
     }
+    /// The CLI's stream (`logs/stdout.txt`) as a conversation, when the harness can read it.
+    fn transcript(&self, _stdout: &str) -> Option<atp_prover::Transcript> {
+        None
+    }
     /// After the sandbox is gone: move the CLI's own logs from `wd` into `logs` and read what
     /// they tell (usage and cost some CLIs write only to files). `wd` is untrusted: read it
     /// only through [`crate::safe_fs`].

@@ -183,6 +183,63 @@ impl Skeleton {
         })
     }
 
+    /// The same skeleton pinned to `lean_toolchain` and Mathlib `mathlib_rev` instead: the
+    /// toolchain file is replaced and the `rev` of the `mathlib` requirement in the lakefile is
+    /// set (the lakefile is re-serialised; its other keys are kept). Any other file (e.g. a
+    /// `lake-manifest.json` pinning Mathlib at a commit) is dropped when it names Mathlib, so
+    /// `lake update` resolves the new pin. Used for one build with overridden pins.
+    pub fn with_pins(&self, lean_toolchain: &str, mathlib_rev: &str) -> Result<Self> {
+        let bad = |message: String| SpecError::BadPin {
+            dir: self.origin.clone(),
+            message,
+        };
+        let toolchain = lean_toolchain.trim();
+        if toolchain.is_empty() || toolchain.contains(char::is_whitespace) {
+            return Err(bad(format!(
+                "--lean-toolchain {lean_toolchain:?}: expected one toolchain such as \"leanprover/lean4:v4.27.0\""
+            )));
+        }
+        let rev = mathlib_rev.trim();
+        if rev.is_empty() || rev.contains(char::is_whitespace) || rev.contains('"') {
+            return Err(bad(format!(
+                "--mathlib-rev {mathlib_rev:?}: expected a Mathlib tag or commit such as \"v4.27.0\""
+            )));
+        }
+        let mut lakefile: toml::Table = toml::from_str(&self.text(LAKEFILE).map_err(&bad)?)
+            .map_err(|e| bad(format!("`{LAKEFILE}` is not valid TOML: {}", one_line(&e))))?;
+        let require = lakefile
+            .get_mut("require")
+            .and_then(|r| r.as_array_mut())
+            .and_then(|reqs| {
+                reqs.iter_mut()
+                    .filter_map(|r| r.as_table_mut())
+                    .find(|r| r.get("name").and_then(|n| n.as_str()) == Some("mathlib"))
+            })
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{LAKEFILE}` has no `[[require]]` named \"mathlib\""
+                ))
+            })?;
+        require.insert("rev".into(), toml::Value::String(rev.to_string()));
+        let lakefile_text = toml::to_string(&lakefile)
+            .map_err(|e| bad(format!("cannot write `{LAKEFILE}`: {e}")))?;
+        let mut files = self.files.clone();
+        files.retain(|name, bytes| {
+            name == TOOLCHAIN_FILE
+                || name == LAKEFILE
+                || !String::from_utf8_lossy(bytes).contains("mathlib")
+        });
+        files.insert(TOOLCHAIN_FILE.into(), format!("{toolchain}\n").into_bytes());
+        files.insert(LAKEFILE.into(), lakefile_text.into_bytes());
+        Self::from_files(
+            format!(
+                "{} (pins overridden: {toolchain}, Mathlib {rev})",
+                self.origin
+            ),
+            files,
+        )
+    }
+
     fn text(&self, name: &str) -> std::result::Result<String, String> {
         let bytes = self
             .files

@@ -491,6 +491,36 @@ impl ImageSpec {
         Ok(spec)
     }
 
+    /// The same spec with its skeleton pinned to `lean_toolchain` / `mathlib_rev` for one build
+    /// ([`Skeleton::with_pins`]); a `[pins]` restatement is replaced by the new pins. The image's
+    /// labels then carry the overridden pins (and a different spec hash), as always. Any lock is
+    /// dropped: it was made for the original pins.
+    pub fn with_pins(&self, lean_toolchain: &str, mathlib_rev: &str) -> Result<Self> {
+        let skeleton = self.skeleton.with_pins(lean_toolchain, mathlib_rev)?;
+        let pins = skeleton.pins()?;
+        let spec = Self {
+            skeleton,
+            pin_assertions: PinAssertions {
+                lean_toolchain: self
+                    .pin_assertions
+                    .lean_toolchain
+                    .as_ref()
+                    .map(|_| pins.lean_toolchain.clone()),
+                mathlib_rev: self
+                    .pin_assertions
+                    .mathlib_rev
+                    .as_ref()
+                    .map(|_| pins.mathlib_rev.clone()),
+            },
+            // The lock fixes the skeleton's own pins (its spec hash covers them): a build with
+            // overridden pins is unlocked.
+            lock: None,
+            ..self.clone()
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// The pins of the skeleton this spec bakes in.
     pub fn pins(&self) -> Result<LeanPins> {
         self.skeleton.pins()

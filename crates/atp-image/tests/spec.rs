@@ -980,6 +980,35 @@ fn the_builtin_spec_is_the_repositorys_default_spec() {
 }
 
 #[test]
+fn pins_can_be_overridden_for_one_build_and_the_labels_carry_them() {
+    let spec = default_spec();
+    let over = spec
+        .with_pins("leanprover/lean4:v4.27.0", "v4.27.0")
+        .expect("override");
+    let labels = over.image_labels().expect("labels");
+    assert_eq!(labels[LABEL_LEAN_TOOLCHAIN], "leanprover/lean4:v4.27.0");
+    assert_eq!(labels[LABEL_MATHLIB_REV], "v4.27.0");
+    assert_ne!(
+        labels[LABEL_SPEC_HASH],
+        spec.image_labels().expect("labels")[LABEL_SPEC_HASH]
+    );
+    let ctx: BTreeMap<String, Vec<u8>> = over.build_context().into_iter().collect();
+    assert_eq!(ctx["lean-toolchain"], b"leanprover/lean4:v4.27.0\n");
+    let lakefile = String::from_utf8(ctx["lakefile.toml"].clone()).expect("utf8");
+    assert!(lakefile.contains("rev = \"v4.27.0\""), "{lakefile}");
+    assert!(lakefile.contains("mathlib4"), "{lakefile}");
+    // The spec itself is unchanged (the override is for one build).
+    assert_eq!(
+        spec.pins().expect("pins").lean_toolchain,
+        "leanprover/lean4:v4.28.0"
+    );
+    let e = spec
+        .with_pins("leanprover/lean4 v4", "v4.27.0")
+        .unwrap_err();
+    assert!(e.to_string().contains("--lean-toolchain"), "{e}");
+}
+
+#[test]
 fn the_checker_is_copied_and_built_by_the_default_spec() {
     let spec = default_spec();
     let dockerfile = spec.to_dockerfile().unwrap();

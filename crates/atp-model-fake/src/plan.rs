@@ -280,6 +280,16 @@ pub(crate) fn plan(req: &ModelRequest, script: &Script, samples: &mut u64) -> Pl
             text: text.clone(),
             cut: *cut,
         },
+        Reply::ShellSample { commands } if commands.is_empty() => {
+            Answer::Failure("atp-model-fake: a shell_sample turn has no commands".to_string())
+        }
+        Reply::ShellSample { commands } => {
+            let i = (*samples % commands.len() as u64) as usize;
+            *samples += 1;
+            shell_call(req, &commands[i])
+                .map(Answer::Call)
+                .unwrap_or_else(Answer::Failure)
+        }
         Reply::Sample { texts } if texts.is_empty() => {
             Answer::Failure("atp-model-fake: a sample turn has no texts".to_string())
         }
@@ -372,6 +382,29 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn shell_samples_cycle_over_requests() {
+        let script = Script::new(vec![Turn::shell_sample(["a", "b"])]);
+        let mut s = 0;
+        let r = req(
+            vec![(
+                "Bash",
+                json!({"properties": {"command": {"type": "string"}}, "required": ["command"]}),
+            )],
+            0,
+        );
+        let cmds: Vec<Value> = (0..3)
+            .map(|_| match plan(&r, &script, &mut s).answer {
+                Answer::Call(c) => c.input["command"].clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(cmds, [json!("a"), json!("b"), json!("a")]);
+        // a side request (no tools) does not advance the counter
+        assert!(plan(&req(vec![], 0), &script, &mut s).side);
+        assert_eq!(s, 3);
     }
 
     #[test]

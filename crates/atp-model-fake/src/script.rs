@@ -115,6 +115,10 @@ pub enum Reply {
     /// chat-completions choices, `n > 1` taking `n` at once) is `texts[i % len]`. The counter
     /// restarts with [`crate::ModelFake::set_script`].
     Sample { texts: Vec<String> },
+    /// Sampling for agents: the i-th request the fake answers at this turn (counted with
+    /// [`Reply::Sample`]'s counter) gets a shell call of `commands[i % len]` — repeated runs
+    /// of one task see different answers, in request order.
+    ShellSample { commands: Vec<String> },
 }
 
 /// The default partial text of [`Reply::Truncated`] (no code block).
@@ -203,6 +207,14 @@ impl Turn {
         .into()
     }
 
+    /// The i-th request at this turn gets a shell call of `commands[i % len]`.
+    pub fn shell_sample<S: Into<String>>(commands: impl IntoIterator<Item = S>) -> Turn {
+        Reply::ShellSample {
+            commands: commands.into_iter().map(Into::into).collect(),
+        }
+        .into()
+    }
+
     /// The same turn reporting `usage`.
     pub fn with_usage(mut self, usage: Usage) -> Turn {
         self.usage = Some(usage);
@@ -224,7 +236,10 @@ impl Turn {
 
     /// Whether answering this turn needs a tool offered by the request.
     pub(crate) fn needs_tool(&self) -> bool {
-        matches!(self.reply, Reply::Shell { .. } | Reply::Tool { .. })
+        matches!(
+            self.reply,
+            Reply::Shell { .. } | Reply::Tool { .. } | Reply::ShellSample { .. }
+        )
     }
 }
 

@@ -25,6 +25,7 @@ mod result;
 pub mod retry;
 mod run;
 mod task;
+pub mod transcript;
 mod usage;
 pub mod workdir;
 
@@ -45,6 +46,7 @@ pub use result::{
 };
 pub use run::{run_logged, RunEnd, RunReport};
 pub use task::ProofTask;
+pub use transcript::{EntryKind, Transcript, TranscriptEntry};
 pub use usage::{Cost, CostSource, Usage};
 
 /// Collapse a multi-line message into one line (atp_backend's one rule).

@@ -285,9 +285,21 @@ impl Phases<'_> {
                 run_id: Some(self.opts.run_id.clone()),
                 requires: Default::default(),
             };
+            let creating = self.backend.session(&wd, so);
+            tokio::pin!(creating);
             let opened = tokio::select! {
-                s = self.backend.session(&wd, so) => Some(s),
-                _ = self.opts.cancel.cancelled() => None,
+                s = &mut creating => Some(s),
+                _ = self.opts.cancel.cancelled() => {
+                    // A creation in flight is let finish so the sandbox it makes is owned (and
+                    // removed) here: dropping the request could leave a created container no
+                    // guard knows about.
+                    if let Ok(s) = creating.await {
+                        if let Err(e) = s.close().await {
+                            tracing::warn!("closing the sandbox created during cancellation: {e}");
+                        }
+                    }
+                    None
+                }
             };
             match opened {
                 None => {

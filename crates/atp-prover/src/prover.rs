@@ -262,4 +262,12 @@ pub trait Prover: Send + Sync + fmt::Debug {
     /// Called for every generation that had a sandbox, cancelled ones included. Default:
     /// nothing.
     fn collect(&self, _cx: &CollectContext<'_>, _gen: &mut Generation) {}
+
+    /// The run as a readable conversation, read from what the prover printed (`stdout`, the
+    /// text of `logs/stdout.txt`). `None` when the prover has no conversation to show or does
+    /// not know its stream format (reports then show the raw output).
+    fn transcript(&self, stdout: &str) -> Option<crate::transcript::Transcript> {
+        let _ = stdout;
+        None
+    }
 }

@@ -156,6 +156,66 @@ pub async fn count_managed(run: Option<&str>) -> usize {
         .len()
 }
 
+/// Containers labelled `atp.managed=true` and `atp.run-id=RUN` **created** since `since_unix`
+/// (seconds since the epoch) until now, counted from the engine's event log — so containers
+/// already removed are counted too.
+pub async fn count_created(run: &str, since_unix: i64) -> usize {
+    created(run, since_unix).await.len()
+}
+
+/// The labels (and `name`, `image`) of every container of run `run` created since
+/// `since_unix`, from the engine's event log (removed containers included).
+pub async fn created(run: &str, since_unix: i64) -> Vec<HashMap<String, String>> {
+    use futures::StreamExt;
+    let docker = bollard::Docker::connect_with_defaults().expect("engine client");
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + 1)
+        .unwrap_or(0);
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([
+        ("type", vec!["container".to_string()]),
+        ("event", vec!["create".to_string()]),
+        (
+            "label",
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{LABEL_RUN_ID}={run}"),
+            ],
+        ),
+    ]);
+    let opts = bollard::query_parameters::EventsOptionsBuilder::new()
+        .since(&since_unix.to_string())
+        .until(&until.to_string())
+        .filters(&filters)
+        .build();
+    // An engine error (e.g. a slow engine under load) is retried, never read as "no events".
+    let mut events = Vec::new();
+    for attempt in 1..=3 {
+        let got: Vec<_> = docker.events(Some(opts.clone())).collect().await;
+        match got.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(e) => {
+                events = e;
+                break;
+            }
+            Err(e) if attempt < 3 => {
+                eprintln!("engine events of run {run}: {e} (retrying)");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("engine events of run {run}: {e}"),
+        }
+    }
+    events
+        .into_iter()
+        .map(|e| {
+            e.actor
+                .and_then(|a| a.attributes)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        })
+        .collect()
+}
+
 /// Assert that run `run` left no container behind.
 pub async fn assert_no_leak(run: &RunId) {
     assert_eq!(

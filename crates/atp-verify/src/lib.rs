@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod corpus;
+pub mod holes;
 pub mod parse;
 mod protocol;
 mod report;
@@ -20,7 +21,10 @@ mod staging;
 mod verifier;
 
 pub use check::VerifyPolicy;
+pub use holes::{DefinitionHole, HoleCheck};
 pub use report::{FileReport, VerificationReport, Violation, ViolationKind};
 pub use script::SCRIPT_TOOLS;
 pub use selftest::SelfTestReport;
-pub use verifier::{Verification, Verifier, VerifyError, VerifyOptions, DEFAULT_TIMEOUT};
+pub use verifier::{
+    Verification, Verifier, VerifyError, VerifyOptions, DEFAULT_TIMEOUT, VERIFY_BACKSTOP_MARGIN,
+};

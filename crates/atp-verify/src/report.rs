@@ -67,6 +67,9 @@ pub enum ViolationKind {
     UnsafeHeader,
     /// A declaration name that appears twice, or one reserved for the verifier.
     DuplicateDeclaration,
+    /// A definition hole (`:= sorry` in the original) filled with a value Lean proved different
+    /// from the official answer of the answer key.
+    WrongAnswer,
 }
 
 impl ViolationKind {
@@ -100,6 +103,7 @@ impl ViolationKind {
             ViolationKind::SourceUnclear => "source_unclear",
             ViolationKind::UnsafeHeader => "unsafe_header",
             ViolationKind::DuplicateDeclaration => "duplicate_declaration",
+            ViolationKind::WrongAnswer => "wrong_answer",
         }
     }
 
@@ -112,6 +116,7 @@ impl ViolationKind {
                 | ViolationKind::NotChecked
                 | ViolationKind::KernelRejected
                 | ViolationKind::Timeout
+                | ViolationKind::WrongAnswer
         )
     }
 }
@@ -200,6 +205,10 @@ pub struct VerificationReport {
     pub per_file: BTreeMap<String, FileReport>,
     #[serde(rename = "duration_s", with = "atp_backend::serde_secs")]
     pub duration: Duration,
+    /// Every definition whose body was `sorry` in the original, with the candidate's body and
+    /// the answer check (see [`crate::holes`]). A wrong hole is also a `wrong_answer` violation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definition_holes: Vec<crate::holes::DefinitionHole>,
 }
 
 impl VerificationReport {
@@ -215,6 +224,15 @@ impl VerificationReport {
             None if self.verified => "verified".into(),
             None => "unverified".into(),
         }
+    }
+
+    /// Whether every definition hole was proved equal to its official answer (true when there
+    /// is none). A verified proof whose holes are not all confirmed has not shown that the
+    /// intended statement holds.
+    pub fn holes_confirmed(&self) -> bool {
+        self.definition_holes
+            .iter()
+            .all(|h| h.check == crate::holes::HoleCheck::Equal)
     }
 
     /// Recompute `verified` from the other fields (the struct's invariant).

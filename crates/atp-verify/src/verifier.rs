@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tracing::{info, Instrument};
 
 use crate::check::{module_name, source_checks, VerifyPolicy};
+use crate::holes::{HoleInput, HolePlan};
 use crate::parse::{parse_messages, Severity};
 use crate::protocol::{parse_checker, CheckerReport, ObligationStatus};
 use crate::report::{FileReport, VerificationReport, Violation, ViolationKind};
@@ -111,6 +112,9 @@ pub struct VerifyOptions {
     /// Run the image's self-test before the first verification on an image id (default
     /// `true`; see [`crate::selftest`]).
     pub self_test: bool,
+    /// The answer key: full name of a definition hole → the official answer (a Lean term),
+    /// checked by the checker (see [`crate::holes`]).
+    pub answers: BTreeMap<String, String>,
 }
 
 impl Default for VerifyOptions {
@@ -122,6 +126,7 @@ impl Default for VerifyOptions {
             run_id: None,
             env: BTreeMap::new(),
             self_test: true,
+            answers: BTreeMap::new(),
         }
     }
 }
@@ -422,10 +427,21 @@ impl Verifier {
             })
             .unwrap_or_default();
         if !runs.timed_out && !oleans.is_empty() {
+            // a hole's check module whose official answer did not compile is left out (the
+            // hole is then undecided)
             let orig_modules: Vec<String> = p
                 .original_copies
                 .as_ref()
-                .map(|o| o.keys().map(|k| module_name(k)).collect())
+                .map(|o| {
+                    o.keys()
+                        .enumerate()
+                        .filter(|(i, k)| {
+                            !p.holes.is_check_module(k)
+                                || crate::holes::compiled(runs.original.as_ref(), *i)
+                        })
+                        .map(|(_, k)| module_name(k))
+                        .collect()
+                })
                 .unwrap_or_default();
             let modules: BTreeSet<String> = oleans.keys().map(|k| k.replace('/', ".")).collect();
             let script = check_script(
@@ -552,6 +568,8 @@ pub(crate) struct Prepared {
     /// `rel → compile copy` of the original, when there is one.
     pub original_copies: Option<BTreeMap<String, String>>,
     pub source_violations: Vec<Violation>,
+    /// Definition holes; their check modules are in `copies` / `original_copies` too.
+    pub holes: HolePlan,
 }
 
 impl Prepared {
@@ -587,12 +605,37 @@ impl Prepared {
                 )));
             }
         }
-        Ok(Self::from_sources(
-            sources,
-            orig.as_ref(),
-            &options.policy,
-            true,
-        ))
+        Ok(
+            Self::from_sources(sources, orig.as_ref(), &options.policy, true)
+                .with_holes(orig.as_ref(), &options.answers),
+        )
+    }
+
+    /// Add the definition holes of `original` and the check modules of those with an answer
+    /// in `answers` (see [`crate::holes`]).
+    pub fn with_holes(
+        mut self,
+        original: Option<&BTreeMap<String, String>>,
+        answers: &BTreeMap<String, String>,
+    ) -> Self {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let holes = HolePlan::new(&self.sources, original, answers, &nonce);
+        self.copies.extend(
+            holes
+                .candidate_modules()
+                .iter()
+                .map(|(k, v)| (k.clone(), compile_copy(v).text)),
+        );
+        if let Some(o) = self.original_copies.as_mut() {
+            o.extend(
+                holes
+                    .original_modules()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), compile_copy(v).text)),
+            );
+        }
+        self.holes = holes;
+        self
     }
 
     /// As [`Prepared::new`], from in-memory sources; `source_checks: false` leaves the verdict
@@ -618,6 +661,7 @@ impl Prepared {
             original_copies: original.map(copy),
             sources,
             source_violations,
+            holes: HolePlan::default(),
         }
     }
 
@@ -664,6 +708,9 @@ fn evaluate(p: &Prepared, runs: &Runs, policy: &VerifyPolicy) -> Result<Verifica
     // The original must compile (it is the reference); a failure is the task's, not a verdict.
     if let (Some(frames), Some(copies)) = (&runs.original, &p.original_copies) {
         for (i, rel) in copies.keys().enumerate() {
+            if p.holes.is_check_module(rel) {
+                continue; // judged by the hole's answer check
+            }
             let Some(f) = frames.files.get(&i) else {
                 if timed_out {
                     continue;
@@ -706,7 +753,15 @@ fn evaluate(p: &Prepared, runs: &Runs, policy: &VerifyPolicy) -> Result<Verifica
         .keys()
         .map(|k| (module_name(k), k.clone()))
         .collect();
-    for (i, (rel, src)) in p.sources.iter().enumerate() {
+    // frame index of each compiled copy (the copies include the holes' check modules)
+    let index: BTreeMap<String, usize> = p
+        .copies
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), i))
+        .collect();
+    for (rel, src) in &p.sources {
+        let i = index.get(rel).copied().unwrap_or(usize::MAX);
         let mut fr = FileReport {
             sorry: atp_lean::lexer::contains_sorry(src),
             ..Default::default()
@@ -829,7 +884,7 @@ fn evaluate(p: &Prepared, runs: &Runs, policy: &VerifyPolicy) -> Result<Verifica
     }
     if let Some(c) = &runs.checker {
         for (module, decl, kind, status) in &c.obligations {
-            if *status == ObligationStatus::Ok {
+            if *status == ObligationStatus::Ok || p.holes.is_check_module_name(module) {
                 continue;
             }
             let file = module_file
@@ -869,6 +924,9 @@ fn evaluate(p: &Prepared, runs: &Runs, policy: &VerifyPolicy) -> Result<Verifica
             });
         }
         for (module, import) in &c.missing_imports {
+            if p.holes.is_check_module_name(module) {
+                continue;
+            }
             violations.push(Violation {
                 kind: ViolationKind::ContextChanged,
                 file: module_file
@@ -886,6 +944,24 @@ fn evaluate(p: &Prepared, runs: &Runs, policy: &VerifyPolicy) -> Result<Verifica
             c.lean, runs.checker_log
         ));
     }
+    let orig_index: BTreeMap<String, usize> = p
+        .original_copies
+        .iter()
+        .flat_map(|o| o.keys())
+        .enumerate()
+        .map(|(i, k)| (k.clone(), i))
+        .collect();
+    let (holes, wrong) = p.holes.evaluate(HoleInput {
+        build: runs.build.as_ref(),
+        original: runs.original.as_ref(),
+        checker: runs.checker.as_ref(),
+        index,
+        orig_index,
+        policy,
+        timed_out,
+    });
+    report.definition_holes = holes;
+    violations.extend(wrong);
     if timed_out {
         violations.push(Violation {
             kind: ViolationKind::Timeout,

@@ -8,6 +8,7 @@ mod common;
 mod conformance;
 mod corpus_source;
 mod engine;
+mod holes;
 mod modal_fake;
 mod script_failures;
 mod selftest;

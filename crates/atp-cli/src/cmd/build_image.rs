@@ -32,8 +32,39 @@ pub struct Args {
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+    /// Build with this Lean toolchain instead of the skeleton's (e.g. leanprover/lean4:v4.27.0,
+    /// for a dataset pinned to it); the image's labels carry it. Needs --mathlib-rev.
+    #[arg(long, value_name = "T", requires = "mathlib_rev")]
+    pub lean_toolchain: Option<String>,
+    /// Build with this Mathlib revision instead of the skeleton's. Needs --lean-toolchain.
+    #[arg(long, value_name = "R", requires = "lean_toolchain")]
+    pub mathlib_rev: Option<String>,
     #[command(flatten)]
     pub lock: LockFlags,
+}
+
+/// The tag of a build whose pins are overridden, unless `--tag` says otherwise: the spec's
+/// repository with the toolchain's version (`open-atp:v4.27.0`), so the default image is not
+/// replaced by a differently pinned one.
+pub fn overridden_tag(spec_tag: &str, lean_toolchain: &str) -> String {
+    let repo = match spec_tag.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => spec_tag,
+    };
+    let version = lean_toolchain
+        .rsplit_once(':')
+        .map_or(lean_toolchain, |(_, v)| v);
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{repo}:{version}")
 }
 
 /// The request that builds `spec` as `tag`.
@@ -78,7 +109,24 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     // The lock is checked before anything is contacted: `--locked` refuses a stale or missing
     // lock without an engine or credentials.
     let (path, spec, status) = load_locked_spec(args.spec.as_ref(), args.lock)?;
-    let tag = args.tag.clone().unwrap_or_else(|| spec.tag.clone());
+    let (spec, default_tag) = match (&args.lean_toolchain, &args.mathlib_rev) {
+        (Some(t), Some(r)) => {
+            if args.lock.locked {
+                anyhow::bail!(
+                    "--locked with --lean-toolchain/--mathlib-rev: the lock fixes the skeleton's \
+                     own pins, so a build with overridden pins is unlocked; drop --locked"
+                );
+            }
+            let over = spec.with_pins(t, r)?;
+            let tag = overridden_tag(&spec.tag, t);
+            (over, tag)
+        }
+        _ => {
+            let tag = spec.tag.clone();
+            (spec, tag)
+        }
+    };
+    let tag = args.tag.clone().unwrap_or(default_tag);
     let labels = spec.image_labels()?;
     let request = request_for(&spec, &tag, args.no_cache, args.network.clone())?;
     let backend = atp_docker::DockerBackend::for_image(tag.clone());
@@ -220,5 +268,20 @@ fn shorten(text: &str, max: usize) -> String {
     } else {
         let cut: String = text.chars().take(max).collect();
         format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_overridden_build_gets_its_own_tag() {
+        assert_eq!(
+            super::overridden_tag("open-atp:latest", "leanprover/lean4:v4.27.0"),
+            "open-atp:v4.27.0"
+        );
+        assert_eq!(
+            super::overridden_tag("registry:5000/atp", "leanprover/lean4:v4.27.0-rc1"),
+            "registry:5000/atp:v4.27.0-rc1"
+        );
     }
 }

@@ -5,14 +5,18 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 pub mod auth_status;
+pub mod benchmark;
 pub mod build_image;
 pub mod build_modal_image;
+pub mod datasets;
 pub mod doctor;
+pub mod download;
 pub mod examples;
 pub mod gc;
 pub mod image;
 pub mod prove;
 pub mod provers;
+pub mod report;
 pub mod rerun;
 pub mod verify;
 
@@ -44,6 +48,14 @@ pub fn exit_for(status: atp_prover::Status) -> ExitCode {
 pub enum Command {
     /// Prove a Lean project's `sorry`s with a prover in a sandbox, then verify the result.
     Prove(Box<prove::Args>),
+    /// Run provers over a dataset: every task × prover × attempt, resumable, with reports.
+    Benchmark(Box<benchmark::Args>),
+    /// Re-render a benchmark's reports from its stored results.
+    Report(report::Args),
+    /// List the datasets atp can download (pinned commits, Lean toolchains).
+    Datasets(datasets::Args),
+    /// Download a dataset (sparse, shallow git clone at its pinned commit) into a directory.
+    Download(download::Args),
     /// Repeat a finished `atp prove` from its recorded configuration on the same image.
     Rerun(rerun::Args),
     /// List the provers atp knows.
@@ -70,6 +82,10 @@ pub enum Command {
 pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     match command {
         Command::Prove(args) => prove::run(*args, global).await,
+        Command::Benchmark(args) => benchmark::run(*args, global).await,
+        Command::Report(args) => report::run(args, global).await,
+        Command::Datasets(args) => datasets::run(args, global).await,
+        Command::Download(args) => download::run(args, global).await,
         Command::Provers(args) => provers::run(args, global).await,
         Command::Rerun(args) => rerun::run(args, global).await,
         Command::AuthStatus(args) => auth_status::run(args, global).await,

@@ -217,7 +217,7 @@ fn sanitize(name: &str) -> String {
 
 /// The image must exist before the run; on Docker a missing default image is built from atp's
 /// built-in spec first (unless `--no-build`).
-async fn ensure_image(
+pub(crate) async fn ensure_image(
     backend: &dyn atp_backend::ComputeBackend,
     spec: &backend::BackendSpec,
     no_build: bool,
