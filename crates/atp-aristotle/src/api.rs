@@ -19,6 +19,7 @@
 //! Invariant: the key travels only in the `X-API-Key` header; no error, log line or `Debug`
 //! output holds it.
 
+use atp_prover::retry::error_chain;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -334,20 +335,6 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    atp_prover::one_line(&s)
-}
-
 /// The server's message in an error body: `detail` (a string, or an object's `message`),
 /// else `message`, else a short excerpt of the text.
 fn detail_of(body: &[u8]) -> String {
@@ -395,7 +382,7 @@ impl Client {
         let http = b.build().map_err(|e| ApiError::Transport {
             what: "building the HTTP client",
             origin: origin.to_string(),
-            message: chain(&e),
+            message: error_chain(&e),
         })?;
         Ok(Client {
             http,
@@ -519,7 +506,7 @@ impl Client {
                     .map_err(|e| {
                         Failure::Fatal(ApiError::Decode {
                             what: call.what,
-                            message: chain(&e),
+                            message: error_chain(&e),
                         })
                     })?;
             let form = reqwest::multipart::Form::new()
@@ -532,7 +519,7 @@ impl Client {
             let error = ApiError::Transport {
                 what,
                 origin: self.origin.clone(),
-                message: chain(&e),
+                message: error_chain(&e),
             };
             if call.idempotent || e.is_connect() {
                 Failure::Transient {
@@ -542,7 +529,7 @@ impl Client {
             } else {
                 Failure::Fatal(ApiError::OutcomeUnknown {
                     what,
-                    message: chain(&e),
+                    message: error_chain(&e),
                 })
             }
         };

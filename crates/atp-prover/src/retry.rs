@@ -74,6 +74,22 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
+/// An error and its sources on one line (`a: b: c`), skipping a source whose text its parent
+/// already shows — how transport errors (reqwest → hyper → io) are reported.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    crate::one_line(&s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //!
 //! Invariant: the key is sent only as `Authorization: Bearer …`; it is in no error or log.
 
+use atp_prover::retry::error_chain;
 use std::time::Duration;
 
 use atp_prover::retry::{parse_retry_after, Backoff};
@@ -166,20 +167,6 @@ fn one_line(s: &str) -> String {
     atp_prover::one_line(s)
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    one_line(&s)
-}
-
 /// The server's message in an error body (`error.message`, `message`, `detail`), else an
 /// excerpt.
 fn detail_of(body: &[u8]) -> String {
@@ -252,7 +239,7 @@ impl ChatClient {
         }
         let http = b
             .build()
-            .map_err(|e| format!("building the HTTP client: {}", chain(&e)))?;
+            .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))?;
         Ok(ChatClient {
             http,
             url,
@@ -355,7 +342,7 @@ impl ChatClient {
             message,
             retry_after: None,
         };
-        let mut resp = rb.send().await.map_err(|e| retry(chain(&e)))?;
+        let mut resp = rb.send().await.map_err(|e| retry(error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             let retry_after = resp
@@ -408,7 +395,7 @@ impl ChatClient {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(retry(format!("reading the answer: {}", chain(&e)))),
+                Err(e) => return Err(retry(format!("reading the answer: {}", error_chain(&e)))),
             }
         }
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -470,7 +457,7 @@ async fn read_stream(mut resp: reqwest::Response, n: u32) -> Result<Completion, 
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,
             Ok(None) => break,
-            Err(e) => return Err(format!("the stream broke: {}", chain(&e))),
+            Err(e) => return Err(format!("the stream broke: {}", error_chain(&e))),
         };
         total += chunk.len();
         if total > MAX_BODY {
