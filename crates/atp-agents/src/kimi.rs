@@ -1,22 +1,28 @@
-//! Kimi Code (`kimi -p … --output-format stream-json`).
+//! Kimi Code (`kimi -p … --output-format stream-json`), the npm package `@moonshot-ai/kimi-code`
+//! (a Node ≥ 22.19 program; the agents test image carries 2.1.0). Its model API is OpenAI Chat
+//! Completions with Kimi extensions (`thinking: {type, effort}`, `prompt_cache_key`) at
+//! `<base>/chat/completions`, base `https://api.kimi.com/coding/v1` unless `KIMI_CODE_BASE_URL`
+//! overrides it. `-p` runs in the CLI's "auto" permission mode (every tool call approved).
 //!
-//! **Not run here:** Kimi Code's CLI is distributed from Moonshot's own site, not from npm or
-//! PyPI (the PyPI `kimi-cli`/`kimi-code` packages are the archived legacy CLI), so the agents
-//! test image cannot carry it. This harness follows the reference's description of the CLI;
-//! its parser and usage reader are tested on HAND-WRITTEN transcripts in that documented
-//! format (`fixtures/transcripts/kimi/`), not on recordings.
+//! Credentials: the OAuth login `kimi login` writes to `$KIMI_CODE_HOME` (default
+//! `~/.kimi-code`): `credentials/<name>.json` (`access_token`, `refresh_token`, `expires_at` in
+//! seconds), plus `config.toml` (the `managed:kimi-code` provider and the `kimi-code/*` model
+//! aliases) and `device_id`. The CLI scopes the token file to the endpoint: `kimi-code.json` for
+//! the default API and auth host, `kimi-code-env-<16 hex>.json` (a SHA-256 of the auth host and
+//! base URL) for a login made with `KIMI_CODE_BASE_URL` / `KIMI_CODE_OAUTH_HOST` set — so a token
+//! is never sent to another endpoint. atp computes the same name ([`token_name`]), copies that one
+//! file, `config.toml` and `device_id` alone (0600) into the run's private directory, mounted
+//! read-only; the launch script *copies* them into the sandbox-local `KIMI_CODE_HOME` (the CLI
+//! rewrites them; never mounted there, never in the workdir) and deletes the copies when the CLI
+//! exits. `--api-base` (or `KIMI_CODE_BASE_URL`) and `KIMI_CODE_OAUTH_HOST` are passed through.
+//! Telemetry and auto-update are switched off (`KIMI_DISABLE_TELEMETRY`,
+//! `KIMI_CODE_NO_AUTO_UPDATE`).
 //!
-//! Credentials: Kimi Code's login (`$KIMI_CODE_HOME`, default `~/.kimi-code`: `credentials/`
-//! (required), `config.toml`, `device_id`) is copied alone into the run's private directory
-//! (0600) and mounted read-only; the launch script *copies* it into the sandbox-local
-//! `KIMI_CODE_HOME` (the CLI rewrites it; never mounted there, never in the workdir) and deletes
-//! the copies when the CLI exits. `--api-base` (or `KIMI_BASE_URL`) is passed as
-//! `KIMI_BASE_URL`.
-//!
-//! Usage: the newest session's `agents/main/wire.jsonl`: `usage.record` events (`inputOther +
-//! inputCacheRead + inputCacheCreation` in, `inputCacheRead` cached, `output` out) and the
-//! `finishReason` of `step.end`; the launch script copies the sessions into
-//! `.atp/kimi-sessions/`, which atp moves to `OUT/logs/kimi-session/`.
+//! Usage: the newest session's `agents/main/wire.jsonl`: top-level `usage.record` lines
+//! (`usage{inputOther, inputCacheRead, inputCacheCreation, output}`; in = all three inputs,
+//! cached = `inputCacheRead`) and the `finishReason` of `context.append_loop_event` lines whose
+//! `event.type` is `step.end`; the launch script copies the sessions into `.atp/kimi-sessions/`,
+//! which atp moves to `OUT/logs/kimi-session/`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +39,15 @@ use crate::harness::{
 use crate::safe_fs;
 
 pub const HOME_ENV: &str = "KIMI_CODE_HOME";
-pub const BASE_URL_ENV: &str = "KIMI_BASE_URL";
+/// The CLI's override of its model API base URL.
+pub const BASE_URL_ENV: &str = "KIMI_CODE_BASE_URL";
+/// The CLI's override of its OAuth host (token refresh).
+pub const OAUTH_HOST_ENV: &str = "KIMI_CODE_OAUTH_HOST";
+/// The provider `kimi login` writes into config.toml.
+pub const MANAGED_PROVIDER: &str = "managed:kimi-code";
+/// The CLI's defaults for both.
+pub const DEFAULT_BASE_URL: &str = "https://api.kimi.com/coding/v1";
+pub const DEFAULT_OAUTH_HOST: &str = "https://auth.kimi.com";
 pub const DEFAULT_MODEL: &str = "kimi-code/k3";
 pub const DEFAULT_EFFORT: &str = "high";
 /// Staged configuration copied into the CLI's home by the launch script.
@@ -71,13 +85,115 @@ pub fn kimi_home(env: &EnvSource) -> Option<PathBuf> {
     }
 }
 
-/// The credential files of the login (`credentials/*`, regular files only).
-fn credential_files(home: &Path) -> Vec<PathBuf> {
-    safe_fs::list(home, "credentials")
-        .into_iter()
-        .filter(|e| e.is_file)
-        .map(|e| home.join("credentials").join(e.name))
-        .collect()
+/// The token file (without `.json`) Kimi Code 2.1 reads under `credentials/` for a login against
+/// `base_url` and `oauth_host` (`None`: not overridden): `kimi-code` for its defaults, else
+/// `kimi-code-env-` + the first 16 hex digits of SHA-256 of `{"oauthHost":…,"baseUrl":…}`
+/// (trailing slashes dropped), as the CLI computes it.
+pub fn token_name(base_url: Option<&str>, oauth_host: Option<&str>) -> String {
+    let host = oauth_host
+        .unwrap_or(DEFAULT_OAUTH_HOST)
+        .trim()
+        .trim_end_matches('/');
+    let base = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
+    if host == DEFAULT_OAUTH_HOST && base == DEFAULT_BASE_URL {
+        return "kimi-code".into();
+    }
+    use sha2::Digest;
+    // In this key order (the CLI's `JSON.stringify({oauthHost, baseUrl})`).
+    let key = format!(
+        r#"{{"oauthHost":{},"baseUrl":{}}}"#,
+        Value::from(host),
+        Value::from(base)
+    );
+    let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    format!("kimi-code-env-{}", &digest[..16])
+}
+
+impl Kimi {
+    /// The base URL and OAuth host the CLI will use (overrides only).
+    fn endpoint(&self, env: &EnvSource) -> (Option<String>, Option<String>) {
+        let base = self.api_base.clone().or_else(|| env.get(BASE_URL_ENV));
+        (base, env.get(OAUTH_HOST_ENV))
+    }
+
+    /// The token file of this run's endpoint, relative to the Kimi home.
+    fn token_file(&self, env: &EnvSource) -> String {
+        let (base, host) = self.endpoint(env);
+        format!(
+            "credentials/{}.json",
+            token_name(base.as_deref(), host.as_deref())
+        )
+    }
+
+    /// `config.toml` (the login's, or none) with the managed Kimi Code provider's `base_url` set
+    /// to `base`; the provider (OAuth login) and this run's `kimi-code/<model>` alias are added
+    /// when absent. Everything else is kept.
+    fn point_config_at(&self, config: Option<&str>, base: &str) -> Result<String, String> {
+        let mut doc: toml::Table = match config {
+            Some(t) => toml::from_str(t).map_err(|e| e.message().to_string())?,
+            None => toml::Table::new(),
+        };
+        let table = |v: &mut toml::Value| -> Result<(), String> {
+            if v.is_table() {
+                Ok(())
+            } else {
+                Err("`providers` and `models` must be tables".into())
+            }
+        };
+        let providers = doc
+            .entry("providers")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table(providers)?;
+        let providers = providers.as_table_mut().ok_or("providers")?;
+        let managed = providers.entry(MANAGED_PROVIDER).or_insert_with(|| {
+            toml::Value::Table(toml::toml! {
+                type = "kimi"
+                api_key = ""
+                [oauth]
+                storage = "file"
+                key = "oauth/kimi-code"
+            })
+        });
+        table(managed)?;
+        managed
+            .as_table_mut()
+            .ok_or("provider")?
+            .insert("base_url".into(), toml::Value::String(base.to_string()));
+        if let Some(id) = self.model.strip_prefix("kimi-code/") {
+            let models = doc
+                .entry("models")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table(models)?;
+            let models = models.as_table_mut().ok_or("models")?;
+            if !models.contains_key(&self.model) {
+                let mut alias = toml::Table::new();
+                alias.insert("provider".into(), MANAGED_PROVIDER.into());
+                alias.insert("model".into(), id.into());
+                alias.insert("max_context_size".into(), toml::Value::Integer(262_144));
+                models.insert(self.model.clone(), toml::Value::Table(alias));
+            }
+        }
+        toml::to_string(&doc).map_err(|e| e.to_string())
+    }
+
+    /// The remedy for a missing login for this run's endpoint.
+    fn login_remedy(&self, env: &EnvSource) -> String {
+        match self.endpoint(env) {
+            (None, None) => {
+                "run `kimi login` (writes ~/.kimi-code/credentials/) or set KIMI_CODE_HOME".into()
+            }
+            (base, host) => {
+                let mut cmd = String::new();
+                if let Some(b) = base {
+                    cmd.push_str(&format!("{BASE_URL_ENV}={} ", sq(&b)));
+                }
+                if let Some(h) = host {
+                    cmd.push_str(&format!("{OAUTH_HOST_ENV}={} ", sq(&h)));
+                }
+                format!("run `{cmd}kimi login` (Kimi Code keeps one login per endpoint)")
+            }
+        }
+    }
 }
 
 impl Harness for Kimi {
@@ -108,36 +224,36 @@ impl Harness for Kimi {
     }
 
     fn auth(&self, env: &EnvSource) -> AuthStatus {
-        let remedy = "run `kimi login` (writes ~/.kimi-code/credentials/) or set KIMI_CODE_HOME";
+        let remedy = self.login_remedy(env);
         let Some(home) = kimi_home(env) else {
-            return AuthStatus::missing(AuthKind::Oauth, remedy);
+            return AuthStatus::missing(AuthKind::Oauth, &remedy);
         };
-        let files = credential_files(&home);
-        if files.is_empty() {
-            return AuthStatus::missing(AuthKind::Oauth, remedy);
+        let rel = self.token_file(env);
+        let Some(bytes) = safe_fs::read(&home, &rel, safe_fs::MAX_FILE_BYTES) else {
+            return AuthStatus::missing(AuthKind::Oauth, &remedy);
+        };
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if v.get("access_token")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            // A logged-out (revoked) token file keeps its name with an empty token.
+            return AuthStatus::missing(AuthKind::Oauth, &remedy);
         }
-        // The main login's expiry (`expires_at`, seconds) and refresh token.
-        let main = files
-            .iter()
-            .find(|f| f.file_name().is_some_and(|n| n == "kimi-code.json"))
-            .unwrap_or(&files[0]);
-        let v: Value = std::fs::read(main)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
         let expires = v
             .get("expires_at")
-            .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)));
+            .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
+            .filter(|&t| t > 0);
         let refreshable = v
             .get("refresh_token")
             .and_then(Value::as_str)
             .is_some_and(|r| !r.is_empty());
         AuthStatus::present(
             AuthKind::Oauth,
-            format!("file {}", home.join("credentials").display()),
+            format!("file {}", home.join(&rel).display()),
             expires,
             refreshable,
-            "run `kimi login` again",
+            &remedy,
         )
     }
 
@@ -148,31 +264,48 @@ impl Harness for Kimi {
         _home: &str,
     ) -> Result<Credentials, CredentialError> {
         let mut c = Credentials::default();
-        let home = kimi_home(env)
-            .ok_or_else(|| CredentialError("kimi: no credential — run `kimi login`".into()))?;
-        let files = credential_files(&home);
-        if files.is_empty() {
+        let home = kimi_home(env).ok_or_else(|| {
+            CredentialError(format!("kimi: no credential — {}", self.login_remedy(env)))
+        })?;
+        let rel = self.token_file(env);
+        if safe_fs::read(&home, &rel, safe_fs::MAX_FILE_BYTES).is_none() {
             return Err(CredentialError(format!(
-                "kimi: no credential in {} — run `kimi login`",
-                home.join("credentials").display()
+                "kimi: no login in {} — {}",
+                home.join(&rel).display(),
+                self.login_remedy(env)
             )));
         }
-        for f in &files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            c.copy_file(f, private, &format!("kimi/credentials/{name}"))?;
+        c.copy_file(&home.join(&rel), private, &format!("kimi/{rel}"))?;
+        let (base, host) = self.endpoint(env);
+        let config = safe_fs::read(&home, "config.toml", safe_fs::MAX_FILE_BYTES);
+        match (&base, config) {
+            // The CLI sends its model requests to the provider's `base_url` of config.toml
+            // (`KIMI_CODE_BASE_URL` only picks the login): the copy points it at the override.
+            (Some(b), config) => {
+                let text = config.map(|c| String::from_utf8_lossy(&c).into_owned());
+                let patched = self.point_config_at(text.as_deref(), b).map_err(|e| {
+                    CredentialError(format!(
+                        "kimi: {}: {e} — fix it or run `kimi login` again",
+                        home.join("config.toml").display()
+                    ))
+                })?;
+                c.add_file(private, "kimi/config.toml", patched.as_bytes())?;
+            }
+            (None, Some(bytes)) => c.add_file(private, "kimi/config.toml", &bytes)?,
+            (None, None) => {}
         }
-        for name in LOGIN_FILES {
+        for name in LOGIN_FILES.iter().filter(|n| **n != "config.toml") {
             let f = home.join(name);
             if safe_fs::read(&home, name, safe_fs::MAX_FILE_BYTES).is_some() {
                 c.copy_file(&f, private, &format!("kimi/{name}"))?;
             }
         }
-        c.source = Some(format!("file {}", home.join("credentials").display()));
-        if let Some(base) = self.api_base.clone().or_else(|| env.get(BASE_URL_ENV)) {
+        c.source = Some(format!("file {}", home.join(&rel).display()));
+        if let Some(base) = base {
             c.exec_env.insert(BASE_URL_ENV.into(), base);
+        }
+        if let Some(host) = host {
+            c.exec_env.insert(OAUTH_HOST_ENV.into(), host);
         }
         Ok(c)
     }
@@ -199,7 +332,7 @@ impl Harness for Kimi {
 set -u
 PROMPT="$(cat {PROMPT_FILE})"
 export KIMI_CODE_HOME="$HOME/.kimi-code"
-export KIMI_DISABLE_CRON=1 KIMI_CODE_NO_AUTO_UPDATE=1
+export KIMI_DISABLE_CRON=1 KIMI_CODE_NO_AUTO_UPDATE=1 KIMI_DISABLE_TELEMETRY=1
 export KIMI_MODEL_THINKING_EFFORT={effort}
 mkdir -p "$KIMI_CODE_HOME" && chmod 700 "$KIMI_CODE_HOME"
 cleanup() {{
@@ -294,14 +427,22 @@ pub fn wire_usage(text: &str) -> Usage {
     u
 }
 
-/// Parser of `kimi --output-format stream-json`: one message per line, `{role, content,
-/// tool_calls[{id, function{name, arguments}}], tool_call_id}`.
+/// Parser of `kimi --output-format stream-json` (Kimi Code 2.1): one message per line —
+/// `{role: "assistant", content?, tool_calls?[{id, function{name, arguments}}]}`,
+/// `{role: "tool", tool_call_id, content}` and `{role: "meta", type, …}` (`system.version`,
+/// `turn.step.retrying` with `error_message`/`status_code`, `session.resume_hint` with
+/// `session_id`, printed once the turn completed: the run's result). A failed run prints
+/// `error: …` on stderr only (and exits 1).
 #[derive(Debug, Default)]
 pub struct KimiParser {
     turns: u64,
     tool_calls: u64,
     last_text: Option<String>,
-    error: Option<String>,
+    version: Option<String>,
+    session_id: Option<String>,
+    retries: u64,
+    last_retry_error: Option<String>,
+    finished: bool,
 }
 
 impl StreamParser for KimiParser {
@@ -310,23 +451,12 @@ impl StreamParser for KimiParser {
             return Vec::new();
         };
         let mut events = Vec::new();
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         match v.get("role").and_then(Value::as_str) {
             Some("assistant") => {
                 self.turns += 1;
                 events.push(ProgressEvent::Turn);
-                let text = match v.get("content") {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(Value::Array(parts)) => {
-                        let t: Vec<&str> = parts
-                            .iter()
-                            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                            .filter_map(|p| p.get("text").and_then(Value::as_str))
-                            .collect();
-                        (!t.is_empty()).then(|| t.join(""))
-                    }
-                    _ => None,
-                };
-                if let Some(t) = text.filter(|t| !t.is_empty()) {
+                if let Some(t) = text("content").filter(|t| !t.is_empty()) {
                     self.last_text = Some(t);
                 }
                 for call in v
@@ -343,19 +473,37 @@ impl StreamParser for KimiParser {
                     events.push(ProgressEvent::ToolCall(name.to_string()));
                 }
             }
-            _ => {
-                if v.get("type").and_then(Value::as_str) == Some("error") {
-                    self.error = v.get("message").and_then(Value::as_str).map(str::to_string);
+            Some("meta") => match v.get("type").and_then(Value::as_str) {
+                Some("system.version") => self.version = text("version"),
+                // Printed once the prompt's turn completed (not after a failure).
+                Some("session.resume_hint") => {
+                    self.session_id = text("session_id");
+                    self.finished = true;
                 }
-            }
+                Some("turn.step.retrying") => {
+                    self.retries += 1;
+                    self.last_retry_error = text("error_message");
+                }
+                _ => {}
+            },
+            _ => {}
         }
         events
     }
 
     fn finish(&mut self) -> Parsed {
         let mut meta = BTreeMap::new();
-        if let Some(e) = &self.error {
-            meta.insert("last_error".to_string(), json!(e));
+        if let Some(v) = &self.version {
+            meta.insert("kimi_version".to_string(), json!(v));
+        }
+        if let Some(s) = &self.session_id {
+            meta.insert("session_id".to_string(), json!(s));
+        }
+        if self.retries > 0 {
+            meta.insert("retries".to_string(), json!(self.retries));
+        }
+        if let Some(e) = &self.last_retry_error {
+            meta.insert("last_retry_error".to_string(), json!(e));
         }
         Parsed {
             usage: Usage {
@@ -364,7 +512,7 @@ impl StreamParser for KimiParser {
                 ..Default::default()
             },
             result_text: self.last_text.clone(),
-            is_error: self.error.is_some(),
+            finished: self.finished,
             metadata: meta,
             ..Default::default()
         }
@@ -377,23 +525,66 @@ mod tests {
     use crate::testing::{parse_all, summary, transcript};
 
     #[test]
-    fn hand_written_stream_in_the_documented_format() {
-        let (ev, p) = parse_all(
-            &mut KimiParser::default(),
-            &transcript("kimi/solve.hand-written.jsonl"),
-        );
+    fn recorded_stream_of_the_real_cli() {
+        let (ev, p) = parse_all(&mut KimiParser::default(), &transcript("kimi/solve.jsonl"));
         assert_eq!(p.usage.tool_calls, Some(1));
-        assert!(ev.contains(&ProgressEvent::ToolCall("Shell".into())));
+        assert!(ev.contains(&ProgressEvent::ToolCall("Bash".into())));
+        assert_eq!(
+            p.result_text.as_deref(),
+            Some("Replaced the sorry with rfl; the proof is complete.")
+        );
+        assert_eq!(p.metadata["kimi_version"], "2.1.0");
+        assert!(p.finished && !p.is_error);
         insta::assert_json_snapshot!(summary(&ev, &p));
     }
 
     #[test]
-    fn hand_written_wire_log_usage() {
-        let u = wire_usage(&transcript("kimi/wire.hand-written.jsonl"));
-        assert_eq!(u.input_tokens, 1200 + 3000 + 500 + 1500 + 4000);
+    fn recorded_refused_token_prints_no_message() {
+        // The failure is on stderr only (`error: failed to run prompt: …`, exit 1).
+        let (ev, p) = parse_all(
+            &mut KimiParser::default(),
+            &transcript("kimi/auth_401.jsonl"),
+        );
+        assert!(ev.is_empty());
+        assert!(!p.finished);
+        assert_eq!(p.usage.turns, Some(0));
+        assert!(p.result_text.is_none());
+    }
+
+    #[test]
+    fn recorded_wire_log_usage() {
+        // The fake's `solve` script: (1200 + 500 written) + 3000 read, then 1500 + 4000 read;
+        // Chat Completions has no cache-write count, so the write is in `inputOther`.
+        let u = wire_usage(&transcript("kimi/solve.wire.jsonl"));
+        assert_eq!(u.input_tokens, 1700 + 3000 + 1500 + 4000);
         assert_eq!(u.cached_input_tokens, 7000);
         assert_eq!(u.output_tokens, 120);
-        assert_eq!(u.stop_reason.as_deref(), Some("stop"));
+        assert_eq!(u.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(u.turns, Some(2));
+        let refused = wire_usage(&transcript("kimi/auth_401.wire.jsonl"));
+        assert_eq!(refused.input_tokens + refused.output_tokens, 0);
+    }
+
+    #[test]
+    fn token_names_follow_the_clis_endpoint_scoping() {
+        assert_eq!(token_name(None, None), "kimi-code");
+        assert_eq!(
+            token_name(Some("https://api.kimi.com/coding/v1/"), None),
+            "kimi-code"
+        );
+        // Values from `printf '{"oauthHost":"%s","baseUrl":"%s"}' HOST BASE | sha256sum`, the
+        // names the real CLI read in the recordings.
+        assert_eq!(
+            token_name(
+                Some("http://127.0.0.1:8080/coding/v1"),
+                Some("http://127.0.0.1:8080/")
+            ),
+            "kimi-code-env-5efbb6ba7feb42cd"
+        );
+        assert_eq!(
+            token_name(Some("https://gw.example/v1"), None),
+            "kimi-code-env-98db9516e1c8b3e2"
+        );
     }
 
     #[test]
@@ -401,19 +592,25 @@ mod tests {
         insta::assert_snapshot!(Kimi::default().launch_script());
     }
 
-    #[test]
-    fn the_login_is_copied_alone_0600_and_the_sessions_are_collected() {
-        let d = tempfile::tempdir().expect("tmp");
-        let home = d.path().join("kimi-home");
+    fn login_home(d: &Path, token: &str) -> PathBuf {
+        let home = d.join("kimi-home");
         std::fs::create_dir_all(home.join("credentials")).expect("mk");
         std::fs::create_dir_all(home.join("sessions/x")).expect("mk");
         std::fs::write(
-            home.join("credentials/kimi-code.json"),
+            home.join(format!("credentials/{token}.json")),
             r#"{"access_token":"acc-secret","refresh_token":"r","expires_at":4102444800}"#,
         )
         .expect("w");
+        std::fs::write(home.join("credentials/other.json"), "{}").expect("w");
         std::fs::write(home.join("device_id"), "dev").expect("w");
         std::fs::write(home.join("sessions/x/history"), "private").expect("w");
+        home
+    }
+
+    #[test]
+    fn the_login_is_copied_alone_0600_and_the_sessions_are_collected() {
+        let d = tempfile::tempdir().expect("tmp");
+        let home = login_home(d.path(), "kimi-code");
         let env = EnvSource::fixed([(HOME_ENV.to_string(), home.display().to_string())].into());
         let h = Kimi::default();
         let s = h.auth(&env);
@@ -424,6 +621,7 @@ mod tests {
         let c = h.credentials(&env, &private, "/root").expect("creds");
         assert_eq!(c.mounts.len(), 1);
         assert!(c.mounts[0].read_only);
+        assert!(c.exec_env.is_empty());
         let mut copied = safe_fs::files_under(&private, "");
         copied.sort();
         assert_eq!(
@@ -445,11 +643,7 @@ mod tests {
         let wd = d.path().join("wd");
         let w = wd.join(SESSIONS_OUT).join("p1/s1/agents/main");
         std::fs::create_dir_all(&w).expect("mk");
-        std::fs::write(
-            w.join("wire.jsonl"),
-            transcript("kimi/wire.hand-written.jsonl"),
-        )
-        .expect("w");
+        std::fs::write(w.join("wire.jsonl"), transcript("kimi/solve.wire.jsonl")).expect("w");
         let logs = d.path().join("logs");
         let got = h.collect(&wd, &logs).expect("collect");
         assert_eq!(got.usage.expect("usage").output_tokens, 120);
@@ -460,5 +654,66 @@ mod tests {
         let none = EnvSource::fixed([("HOME".to_string(), "/nonexistent".to_string())].into());
         assert!(h.auth(&none).state.blocks());
         assert!(h.credentials(&none, &private, "/root").is_err());
+    }
+
+    #[test]
+    fn an_overridden_endpoint_needs_its_own_login_and_points_the_config_at_it() {
+        let d = tempfile::tempdir().expect("tmp");
+        let base = "https://gw.example/v1";
+        // Only the default endpoint's login: refused with the login command for the gateway.
+        let home = login_home(d.path(), "kimi-code");
+        let env = EnvSource::fixed([(HOME_ENV.to_string(), home.display().to_string())].into());
+        let h = Kimi {
+            api_base: Some(base.into()),
+            ..Kimi::default()
+        };
+        let s = h.auth(&env);
+        assert!(s.state.blocks());
+        let remedy = s.remedy.clone().unwrap_or_default();
+        assert!(
+            remedy.contains("KIMI_CODE_BASE_URL=") && remedy.contains("gw.example/v1"),
+            "{remedy}"
+        );
+        let private = d.path().join("private");
+        std::fs::create_dir(&private).expect("mk");
+        assert!(h.credentials(&env, &private, "/root").is_err());
+        // With the gateway's login and the login's config.toml.
+        let token = token_name(Some(base), None);
+        std::fs::rename(
+            home.join("credentials/kimi-code.json"),
+            home.join(format!("credentials/{token}.json")),
+        )
+        .expect("mv");
+        std::fs::write(
+            home.join("config.toml"),
+            "default_model = \"kimi-code/k3\"\n[providers.\"managed:kimi-code\"]\ntype = \"kimi\"\nbase_url = \"https://api.kimi.com/coding/v1\"\napi_key = \"\"\n[providers.\"managed:kimi-code\".oauth]\nstorage = \"file\"\nkey = \"oauth/kimi-code\"\n[providers.other]\ntype = \"openai\"\nbase_url = \"https://other.example\"\n",
+        )
+        .expect("w");
+        assert!(!h.auth(&env).state.blocks());
+        let c = h.credentials(&env, &private, "/root").expect("creds");
+        assert_eq!(c.exec_env.get(BASE_URL_ENV).map(String::as_str), Some(base));
+        let config: toml::Table = toml::from_str(
+            &std::fs::read_to_string(private.join("kimi/config.toml")).expect("config"),
+        )
+        .expect("toml");
+        let p = &config["providers"];
+        assert_eq!(p[MANAGED_PROVIDER]["base_url"].as_str(), Some(base));
+        assert_eq!(
+            p[MANAGED_PROVIDER]["oauth"]["key"].as_str(),
+            Some("oauth/kimi-code")
+        );
+        assert_eq!(
+            p["other"]["base_url"].as_str(),
+            Some("https://other.example")
+        );
+        assert_eq!(
+            config["models"]["kimi-code/k3"]["model"].as_str(),
+            Some("k3")
+        );
+        assert_eq!(config["default_model"].as_str(), Some("kimi-code/k3"));
+        assert!(private
+            .join(format!("kimi/credentials/{token}.json"))
+            .is_file());
+        assert!(!private.join("kimi/credentials/other.json").exists());
     }
 }

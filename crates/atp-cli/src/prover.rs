@@ -91,7 +91,7 @@ pub const REGISTRY: &[Entry] = &[
     Entry {
         name: "kimi",
         kind: ProverKind::Agent,
-        runs: "Kimi Code CLI in the sandbox (not in atp's test image)",
+        runs: "Kimi Code CLI in the sandbox",
         default_model: Some(kimi::DEFAULT_MODEL),
         credential: "~/.kimi-code/credentials/ (kimi login)",
     },

@@ -8,6 +8,7 @@
 mod axprover;
 mod codex;
 mod common;
+mod kimi;
 mod missing;
 mod numina;
 mod opencode;

@@ -28,6 +28,8 @@ const CREDENTIAL_VARS: &[&str] = &[
     "XDG_DATA_HOME",
     "KIMI_CODE_HOME",
     "KIMI_BASE_URL",
+    "KIMI_CODE_BASE_URL",
+    "KIMI_CODE_OAUTH_HOST",
     "ARISTOTLE_API_KEY",
     "ARISTOTLE_WEB_URL",
 ];

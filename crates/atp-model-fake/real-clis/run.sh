@@ -4,7 +4,7 @@
 #
 #   real-clis/run.sh CLI SCENARIO OUTDIR
 #
-#   CLI       claude_code | codex | opencode | vibe | axprover
+#   CLI       claude_code | codex | opencode | vibe | axprover | kimi
 #   SCENARIO  solve | auth_401   (the fake script is fixtures/transcripts/scripts/<SCENARIO>.json,
 #             axprover_<SCENARIO>.json for axprover when it exists)
 #   OUTDIR    created; receives proj/ (the project after the run), home/, stdout.jsonl,
@@ -15,6 +15,8 @@
 #                    (default /tmp/agents-npm)
 #   ATP_VIBE         the `vibe` executable (default /tmp/vibe-venv/bin/vibe)
 #   ATP_AX_PYTHON    a python with ax-prover installed (default /tmp/ax-venv/bin/python)
+#   ATP_KIMI_NPM     npm prefix with @moonshot-ai/kimi-code (default /tmp/kimi-npm)
+#   ATP_NODE22       a Node >= 22.19 binary for Kimi Code (default /tmp/node22/package/bin/node)
 #   ATP_MODEL_FAKE   the fake's binary (default target/debug/atp-model-fake of this workspace)
 #
 # Nothing here reaches beyond 127.0.0.1: every CLI is pointed at the fake, HOME is private to
@@ -35,6 +37,8 @@ nm="$npm_prefix/node_modules"
 claude="$nm/@anthropic-ai/claude-code-linux-x64/claude"
 codex="$nm/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
 opencode="$nm/opencode-linux-x64/bin/opencode"
+kimi_main="${ATP_KIMI_NPM:-/tmp/kimi-npm}/node_modules/@moonshot-ai/kimi-code/dist/main.mjs"
+node22="${ATP_NODE22:-/tmp/node22/package/bin/node}"
 
 script="$root/fixtures/transcripts/scripts/$scenario.json"
 if [ "$cli" = axprover ] && [ -f "$root/fixtures/transcripts/scripts/axprover_$scenario.json" ]; then
@@ -127,7 +131,43 @@ EOF
     echo "$code" > "$out/exit_code"
     set -e
     ;;
-  *) echo "run.sh: unknown CLI $cli (claude_code, codex, opencode, vibe, axprover)" >&2; exit 2 ;;
+  kimi)
+    # Logged in as `KIMI_CODE_BASE_URL=<fake>/coding/v1 KIMI_CODE_OAUTH_HOST=<fake> kimi login`
+    # leaves it: the token file scoped to that endpoint (kimi-code-env-<sha256(host, base)[:16]>),
+    # config.toml with the managed provider and its kimi-code/k3 alias. Telemetry off; a refused
+    # token is refreshed at the fake's /api/oauth/token (404), never on the internet.
+    kh="$out/home/.kimi-code"
+    mkdir -p "$kh/credentials"
+    base="$url/coding/v1"
+    token="kimi-code-env-$(printf '{"oauthHost":"%s","baseUrl":"%s"}' "$url" "$base" | sha256sum | cut -c1-16)"
+    printf '{"access_token":"fake-access","refresh_token":"fake-refresh","expires_at":4102444800,"scope":"","token_type":"Bearer","expires_in":900}\n' \
+      > "$kh/credentials/$token.json"
+    cat > "$kh/config.toml" <<EOF
+default_model = "kimi-code/k3"
+
+[providers."managed:kimi-code"]
+type = "kimi"
+base_url = "$base"
+api_key = ""
+
+[providers."managed:kimi-code".oauth]
+storage = "file"
+key = "oauth/kimi-code"
+
+[models."kimi-code/k3"]
+provider = "managed:kimi-code"
+model = "k3"
+max_context_size = 262144
+capabilities = ["thinking"]
+EOF
+    run timeout 300 env KIMI_CODE_HOME="$kh" KIMI_CODE_BASE_URL="$base" KIMI_CODE_OAUTH_HOST="$url" \
+      KIMI_DISABLE_TELEMETRY=1 KIMI_DISABLE_CRON=1 KIMI_CODE_NO_AUTO_UPDATE=1 \
+      KIMI_MODEL_THINKING_EFFORT=high \
+      "$node22" "$kimi_main" -p "$prompt" --model kimi-code/k3 --output-format stream-json
+    wire="$(find "$kh/sessions" -path '*/agents/main/wire.jsonl' 2>/dev/null | head -1)"
+    [ -z "$wire" ] || cp "$wire" "$out/wire.jsonl"
+    ;;
+  *) echo "run.sh: unknown CLI $cli (claude_code, codex, opencode, vibe, axprover, kimi)" >&2; exit 2 ;;
 esac
 
 kill -TERM "$fake_pid" 2>/dev/null || true

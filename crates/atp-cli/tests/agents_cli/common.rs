@@ -28,6 +28,8 @@ pub const CREDENTIAL_VARS: &[&str] = &[
     "XDG_DATA_HOME",
     "KIMI_CODE_HOME",
     "KIMI_BASE_URL",
+    "KIMI_CODE_BASE_URL",
+    "KIMI_CODE_OAUTH_HOST",
     "GEMINI_API_KEY",
     "LEAN_LEANDEX_API_KEY",
 ];
