@@ -140,7 +140,14 @@ async fn kimi_login_files_are_0600_copies_on_a_read_only_mount_and_never_in_out(
     assert_eq!(r.out.status.code(), Some(0), "{}", r.text());
     assert_eq!(r.result["status"], "verified");
     let probe = request_with(&fake, "MOUNT-").expect("the probe's output reached the model");
-    let seen = probe.body.to_string();
+    // The tool result (the command itself names both outcomes).
+    let seen: String = probe.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
     assert!(seen.contains("MOUNT-READONLY"), "{seen}");
     assert!(!seen.contains("MOUNT-WRITABLE"), "{seen}");
     let modes: Vec<&str> = seen.split("mode=").skip(1).collect();
