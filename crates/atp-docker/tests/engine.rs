@@ -376,10 +376,7 @@ async fn a_session_future_dropped_during_creation_leaves_no_container() {
     let b = engine_or_skip!("a_session_future_dropped_during_creation_leaves_no_container");
     let run = RunId::new();
     let wd = common::workdir();
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let recorder = atp_test_support::CreationRecorder::start(run.as_str()).await;
     let (mut opened, mut dropped) = (0usize, 0usize);
     let mut delay_ms = 0u64;
     while delay_ms <= 400 {
@@ -402,7 +399,7 @@ async fn a_session_future_dropped_during_creation_leaves_no_container() {
     while count_managed(Some(run.as_str())).await > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let created = atp_test_support::count_created(run.as_str(), since).await;
+    let created = recorder.stop().await.len();
     assert!(dropped > 0, "no attempt was dropped");
     assert!(
         created > opened,
