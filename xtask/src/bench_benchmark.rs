@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
-use atp_backend::{ComputeBackend, ExecOptions, NetworkMode, RunId};
+use atp_backend::{ComputeBackend, ExecOptions, GcFilter, NetworkMode, RunId};
 use atp_bench::bench::{BenchEvent, BenchOptions, BenchProver, Mode};
 use atp_docker::{DockerBackend, DockerConfig};
 use atp_modal::{ModalBackend, ModalConfig, ModalCredentials};
@@ -120,18 +120,64 @@ fn rss_kib(field: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn containers(label: &str) -> Result<usize> {
+/// What is left after a run.
+#[derive(Debug, Default)]
+struct Left {
+    /// Sandboxes the backend still lists for the run (what `atp gc` would find).
+    listed: Option<usize>,
+    /// Containers the engine lists and can inspect.
+    containers: usize,
+    /// Entries the engine lists but cannot inspect ("No such object"): dockerd's own stale
+    /// bookkeeping after a removal that raced under load; no process, nothing to remove.
+    ghosts: Vec<String>,
+}
+
+/// Containers carrying `label`, split into real ones and the engine's ghost entries.
+async fn containers(label: &str) -> Result<(usize, Vec<String>)> {
     let docker = bollard::Docker::connect_with_defaults()?;
     let filters: HashMap<&str, Vec<String>> = HashMap::from([("label", vec![label.to_string()])]);
-    Ok(docker
+    let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
                 .all(true)
                 .filters(&filters)
                 .build(),
         ))
-        .await?
-        .len())
+        .await?;
+    let (mut live, mut ghosts) = (0, Vec::new());
+    for c in list {
+        let id = c.id.unwrap_or_default();
+        match docker
+            .inspect_container(
+                &id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => ghosts.push(format!(
+                "{} ({})",
+                &id[..12.min(id.len())],
+                c.status.unwrap_or_default()
+            )),
+            _ => live += 1,
+        }
+    }
+    Ok((live, ghosts))
+}
+
+/// The backend's own list of the run's sandboxes (a dry-run `gc`).
+async fn listed(backend: &dyn ComputeBackend, run: &RunId) -> Option<usize> {
+    backend
+        .gc(GcFilter {
+            run_id: Some(run.clone()),
+            older_than: None,
+            dry_run: true,
+        })
+        .await
+        .ok()
+        .map(|v| v.len())
 }
 
 /// The fake Modal in a child process (`cargo xtask fake-modal`): (child, URL, its run id).
@@ -278,7 +324,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
-fn report(label: &str, cells: usize, m: &Measured, left: usize) {
+fn report(label: &str, cells: usize, m: &Measured, left: &Left) {
     println!("\n{label}: {cells} cells at once");
     println!("| measure | value |");
     println!("|---|---|");
@@ -298,7 +344,17 @@ fn report(label: &str, cells: usize, m: &Measured, left: usize) {
         quantile(&m.overheads, 1.0) * 1000.0
     );
     println!("| outcomes | {:?} |", m.outcomes);
-    println!("| sandboxes left | {left} |");
+    let listed = left
+        .listed
+        .map_or("unknown (listing failed)".to_string(), |n| n.to_string());
+    println!("| sandboxes left, as the backend lists them | {listed} |");
+    println!("| containers left on the engine | {} |", left.containers);
+    if !left.ghosts.is_empty() {
+        println!(
+            "| engine ghost entries (listed, but `inspect` says no such object) | {} |",
+            left.ghosts.join(", ")
+        );
+    }
 }
 
 async fn bench(args: Args) -> Result<()> {
@@ -312,17 +368,23 @@ async fn bench(args: Args) -> Result<()> {
             ..ModalConfig::default()
         };
         let backend: Arc<dyn ComputeBackend> = Arc::new(ModalBackend::new(cfg, creds)?);
-        let result = measure(backend, args.cells, "fake Modal").await;
-        let left = containers(&format!("atp.run-id={fake_run}"))
+        let result = measure(backend.clone(), args.cells, "fake Modal").await;
+        let mut left = Left::default();
+        if let Ok(m) = &result {
+            left.listed = listed(backend.as_ref(), &m.run_id).await;
+        }
+        let (live, ghosts) = containers(&format!("atp.run-id={fake_run}"))
             .await
-            .unwrap_or(usize::MAX);
+            .unwrap_or((usize::MAX, Vec::new()));
+        (left.containers, left.ghosts) = (live, ghosts);
+        // The fake prints its audit (sandboxes never ended, stray containers) as it stops.
         stop_fake(&mut child);
         let m = result?;
         report(
             "fake Modal (sandboxes = local containers of the test image)",
             args.cells,
             &m,
-            left,
+            &left,
         );
     }
     if args.docker_cells > 0 {
@@ -334,9 +396,14 @@ async fn bench(args: Args) -> Result<()> {
             .image_info()
             .await
             .with_context(|| format!("image {} (run `cargo xtask test-image`)", args.image))?;
-        let m = measure(backend, args.docker_cells, "docker").await?;
-        let left = containers(&format!("atp.run-id={}", m.run_id)).await?;
-        report("Docker backend", args.docker_cells, &m, left);
+        let m = measure(backend.clone(), args.docker_cells, "docker").await?;
+        let (containers, ghosts) = containers(&format!("atp.run-id={}", m.run_id)).await?;
+        let left = Left {
+            listed: listed(backend.as_ref(), &m.run_id).await,
+            containers,
+            ghosts,
+        };
+        report("Docker backend", args.docker_cells, &m, &left);
     }
     Ok(())
 }

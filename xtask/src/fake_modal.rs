@@ -46,6 +46,9 @@ pub fn run(args: Args) -> Result<()> {
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
+        // What was left before the shutdown sweep: attributes any leftover to a sandbox the
+        // client never ended (running) or to the fake itself (stray containers).
+        eprintln!("{}", fake.audit().await.summary());
         fake.shutdown().await;
         Ok(())
     })

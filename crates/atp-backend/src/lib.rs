@@ -14,6 +14,7 @@
 //! backend reuses (line splitting, timeouts, teardown).
 
 pub mod contract;
+mod create;
 mod error;
 mod guard;
 mod handle;
@@ -24,6 +25,7 @@ pub mod serde_secs;
 mod session;
 mod split;
 
+pub use create::create_owned;
 pub use error::{one_line, BackendError, Result};
 pub use guard::TeardownGuard;
 pub use handle::{CommandHandle, ExecDriver, OutputSink};

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use atp_model_fake::{ModelFake, Script, Turn};
-use atp_test_support::{agents_image, count_created, count_managed, skip, test_image};
+use atp_test_support::{agents_image, count_managed, skip, test_image, CreationRecorder};
 
 const KEY: &str = "sk-ant-bench-key-never-printed";
 
@@ -170,13 +170,6 @@ fn run_id(tag: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("bench-{tag}-{n:x}")
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn records(out: &Path) -> Vec<serde_json::Value> {
@@ -456,6 +449,7 @@ async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
     let config = bench_config(tmp.path(), &fake);
     let out = tmp.path().join("out");
     let run = run_id("acc");
+    let recorder = atp_test_support::CreationRecorder::start(&run).await;
     let o = atp(
         &[
             "benchmark",
@@ -523,6 +517,26 @@ async fn tactics_and_an_agent_on_a_dataset_with_definition_holes() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(right).expect("result")).expect("json");
     assert_eq!(r["verification"]["definition_holes"][0]["check"], "equal");
+    // Every sandbox of the run names its cell: the prover's and the verifier's two.
+    let made = recorder.stop().await;
+    let mut per_cell: std::collections::BTreeMap<(String, String, String), usize> =
+        Default::default();
+    for labels in &made {
+        let cell = ["atp.bench.task", "atp.bench.prover", "atp.bench.attempt"]
+            .map(|k| labels.get(k).cloned().unwrap_or_default());
+        assert!(
+            cell.iter().all(|v| !v.is_empty()),
+            "unlabelled sandbox: {labels:?}"
+        );
+        let [t, p, a] = cell;
+        *per_cell.entry((t, p, a)).or_default() += 1;
+    }
+    assert_eq!(per_cell.len(), 12, "{per_cell:?}");
+    for ((t, p, a), n) in &per_cell {
+        // The verifier's build and check sandboxes, plus the agent's own.
+        let least = if p == "agent" { 3 } else { 2 };
+        assert!(*n >= least, "cell {t}/{p}/{a}: {n} sandboxes");
+    }
     assert!(r["metadata"]["bench"]["config_hash"]
         .as_str()
         .is_some_and(|h| h.len() == 64));
@@ -781,7 +795,7 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
     assert_eq!(count_managed(Some(&run)).await, 0, "after atp gc");
     // Resume under a new run id, counting the sandboxes it creates.
     let resumed = run_id("resume");
-    let since = now_unix() - 1;
+    let recorder = CreationRecorder::start(&resumed).await;
     let o = benchmark_tactics(&data, &out, &resumed, &["-w", "2", "--resume", "--json"])
         .output()
         .expect("atp runs");
@@ -807,7 +821,7 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
         }
     }
     assert_eq!(rerun, 6 - done);
-    let made = count_created(&resumed, since).await;
+    let made = recorder.stop().await.len();
     assert!(
         (6 - done..=3 * (6 - done)).contains(&made),
         "{made} sandboxes for {} missing cells",
@@ -818,25 +832,36 @@ async fn a_killed_run_resumes_with_only_the_missing_cells() {
     assert_eq!(recs.len(), 6);
     assert_eq!(recs.iter().filter(|r| r["outcome"] == "solved").count(), 2);
     // A second resume has nothing left to run.
-    let since = now_unix() - 1;
     let again = run_id("again");
+    let recorder = CreationRecorder::start(&again).await;
     let o = benchmark_tactics(&data, &out, &again, &["--resume", "--json"])
         .output()
         .expect("atp runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(summary["ran"], 0);
-    assert_eq!(count_created(&again, since).await, 0);
+    assert_eq!(recorder.stop().await.len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
-    if !engine_ready(
-        "ctrl_c_stops_tears_down_and_says_how_to_resume",
-        &test_image(),
+    stopped_by_a_signal("ctrl_c_stops_tears_down_and_says_how_to_resume", "INT", 130).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_tears_down_and_says_how_to_resume() {
+    stopped_by_a_signal(
+        "sigterm_stops_tears_down_and_says_how_to_resume",
+        "TERM",
+        143,
     )
-    .await
-    {
+    .await;
+}
+
+/// A run stopped by `signal` mid-way: exit 128 + N, no sandbox left, the running cell
+/// `cancelled`, finished cells and the reports kept, and the resume command printed.
+async fn stopped_by_a_signal(test: &str, signal: &str, exit: i32) {
+    if !engine_ready(test, &test_image()).await {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -866,7 +891,7 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let out = tmp.path().join("out");
-    let run = run_id("int");
+    let run = run_id(&signal.to_lowercase());
     let child = benchmark_tactics(&data, &out, &run, &["-w", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -880,7 +905,7 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
     }
     let pid = child.id().to_string();
     assert!(Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .expect("kill")
         .success());
@@ -894,7 +919,7 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(exit), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("resume with:") && err.contains("--resume"),
@@ -903,7 +928,7 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
     assert_eq!(
         count_managed(Some(&run)).await,
         0,
-        "sandboxes left after Ctrl-C"
+        "sandboxes left after SIG{signal}"
     );
     let hang: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("a_hang/tactics/1/logs/result.json"))
@@ -917,4 +942,98 @@ async fn ctrl_c_stops_tears_down_and_says_how_to_resume() {
         out.join("report.html").is_file(),
         "reports are written for what finished"
     );
+}
+
+/// On a terminal, `atp benchmark` draws the overall bar (done/total, solved, failed, cost,
+/// ETA) and one line per running cell with its phase. `script(1)` gives the run a
+/// pseudo-terminal and records what was drawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_the_live_display_shows_the_bar_and_each_running_cell() {
+    let test = "on_a_terminal_the_live_display_shows_the_bar_and_each_running_cell";
+    if !engine_ready(test, &test_image()).await {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = download(tmp.path());
+    let out = tmp.path().join("out");
+    let run = run_id("tty");
+    let cmd = benchmark_tactics(&data, &out, &run, &["-w", "2"]);
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env_remove("ATP_BACKEND")
+        .env_remove("ATP_IMAGE")
+        .current_dir(tmp.path())
+        .output()
+        .expect("script(1) runs (util-linux)");
+    let raw = String::from_utf8_lossy(&o.stdout).into_owned();
+    let screen = strip_ansi(&raw);
+    // What a failure shows: the end of the recording.
+    let tail: String = {
+        let v: Vec<char> = screen.chars().collect();
+        v[v.len().saturating_sub(4000)..].iter().collect()
+    };
+    assert_eq!(o.status.code(), Some(0), "a complete run exits 0: {tail}");
+    assert!(
+        screen.contains("atp: 6 cells, 0 already done, 6 to run"),
+        "{tail}"
+    );
+    assert!(
+        screen.contains("cells · solved "),
+        "the overall bar: {tail}"
+    );
+    assert!(
+        screen.contains("· failed ") && screen.contains("· $0.00 · ETA "),
+        "{tail}"
+    );
+    assert!(
+        screen.contains("6/6 cells · solved 2 · failed 4"),
+        "the final count: {tail}"
+    );
+    // A line per running cell: task · prover · attempt, elapsed, and its phase.
+    let cell_lines: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains(" · tactics · #1 ["))
+        .collect();
+    assert!(!cell_lines.is_empty(), "no running-cell line: {tail}");
+    assert!(
+        cell_lines
+            .iter()
+            .any(|l| ["provision", "generation", "verification"]
+                .iter()
+                .any(|p| l.contains(p))),
+        "no phase on a running-cell line: {cell_lines:?}"
+    );
+    assert_eq!(count_managed(Some(&run)).await, 0, "sandboxes left");
+}
+
+/// Text without ANSI escape sequences; carriage returns become line breaks.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    // CSI: parameters, then one final byte in @..~
+                    for d in chars.by_ref() {
+                        if ('@'..='~').contains(&d) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\r' => out.push('\n'),
+            c => out.push(c),
+        }
+    }
+    out
 }

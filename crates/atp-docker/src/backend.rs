@@ -231,17 +231,35 @@ impl DockerBackend {
             ..Default::default()
         };
         let name = format!("atp-{}-{}", v.run_id.short(), short_random());
-        let created = docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-                body,
-            )
-            .await
-            .map_err(|e| match error::server_status(&e) {
-                Some(404) => error::image_missing(&self.inner.config.image),
-                _ => self.map("create container", e),
-            })?;
-        Ok(created.id)
+        // The request runs to its end even if this future is dropped; a container made for a
+        // caller that gave up is removed at once (it would otherwise be known to no guard).
+        let (engine, reaper) = (docker.clone(), docker.clone());
+        let endpoint = self.inner.endpoint.clone();
+        let image = self.inner.config.image.clone();
+        atp_backend::create_owned(
+            BACKEND,
+            async move {
+                engine
+                    .create_container(
+                        Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                        body,
+                    )
+                    .await
+                    .map(|c| c.id)
+                    .map_err(|e| match error::server_status(&e) {
+                        Some(404) => error::image_missing(&image),
+                        _ => error::map(&endpoint, "create container", e),
+                    })
+            },
+            move |id: String| {
+                Box::pin(async move {
+                    if let Err(e) = force_remove(&reaper, &id).await {
+                        tracing::error!(container = %id, "removing an abandoned container: {e}");
+                    }
+                })
+            },
+        )
+        .await
     }
 }
 

@@ -367,6 +367,47 @@ async fn a_session_dropped_by_a_panic_leaves_no_container() {
     assert_no_leak(&run).await;
 }
 
+/// A caller that stops waiting while `session()` is creating the container (a cancelled
+/// future, a wall-clock ceiling) must not leave the container behind: the creation runs to its
+/// end and what it made is removed. Attempts are dropped after growing delays until some of
+/// them were dropped after the engine had created a container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_future_dropped_during_creation_leaves_no_container() {
+    let b = engine_or_skip!("a_session_future_dropped_during_creation_leaves_no_container");
+    let run = RunId::new();
+    let wd = common::workdir();
+    let recorder = atp_test_support::CreationRecorder::start(run.as_str()).await;
+    let (mut opened, mut dropped) = (0usize, 0usize);
+    let mut delay_ms = 0u64;
+    while delay_ms <= 400 {
+        match tokio::time::timeout(
+            Duration::from_millis(delay_ms),
+            b.session(wd.path(), common::opts(&run)),
+        )
+        .await
+        {
+            Ok(s) => {
+                opened += 1;
+                s.expect("session").close().await.expect("close");
+            }
+            Err(_) => dropped += 1,
+        }
+        delay_ms += 4;
+    }
+    // Everything settles: what dropped attempts created is removed by the creation task.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_managed(Some(run.as_str())).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let created = recorder.stop().await.len();
+    assert!(dropped > 0, "no attempt was dropped");
+    assert!(
+        created > opened,
+        "no dropped attempt reached the engine ({created} created, {opened} opened): the test did not exercise the window"
+    );
+    assert_no_leak(&run).await;
+}
+
 #[tokio::test]
 async fn gc_lists_in_dry_run_and_removes_for_real() {
     let b = engine_or_skip!("gc_lists_in_dry_run_and_removes_for_real");

@@ -318,89 +318,40 @@ impl ModalClient for Control {
             .get("x-idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        if let Some(k) = &key {
-            if let Some(id) = lock(&self.0.t).idempotent_creates.get(k) {
-                return Ok(Response::new(pb::SandboxCreateResponse {
-                    sandbox_id: id.clone(),
-                }));
-            }
-        }
         let r = req.into_inner();
-        let def = r
-            .definition
-            .ok_or_else(|| Status::invalid_argument("definition missing"))?;
-        let mut env = self.image_env(&def.image_id).ok_or_else(|| {
-            Status::not_found(format!("Could not find image with ID {}", def.image_id))
-        })?;
-        {
-            let t = lock(&self.0.t);
-            if !t.apps.values().any(|a| *a == r.app_id) {
-                return Err(Status::not_found(format!("App {} not found", r.app_id)));
-            }
-            for s in &def.secret_ids {
-                let e = t
-                    .secrets
-                    .get(s)
-                    .ok_or_else(|| Status::not_found(format!("Secret {s} not found")))?;
-                env.extend(e.clone());
-            }
-            if let Some(n) = &def.name {
-                if t.sandboxes
-                    .values()
-                    .any(|s| s.name.as_deref() == Some(n) && s.result.is_none())
-                {
-                    return Err(Status::already_exists(format!("sandbox named {n} exists")));
+        // As a server does, the creation runs to its end even when the client stops waiting (a
+        // dropped request, a lost connection), and a retry with the same idempotency key waits
+        // for that creation instead of making a second sandbox.
+        let mut rx = {
+            let mut t = lock(&self.0.t);
+            match key.as_ref().and_then(|k| t.idempotent_creates.get(k)) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    if let Some(k) = &key {
+                        t.idempotent_creates.insert(k.clone(), rx.clone());
+                    }
+                    drop(t);
+                    let state = self.0.clone();
+                    tokio::spawn(async move {
+                        let out = create_sandbox(&state, r).await;
+                        if out.is_err() {
+                            if let Some(k) = key {
+                                lock(&state.t).idempotent_creates.remove(&k);
+                            }
+                        }
+                        let _ = tx.send(Some(out));
+                    });
+                    rx
                 }
             }
-        }
-        let timeout = if def.timeout_secs == 0 {
-            300
-        } else {
-            def.timeout_secs
         };
-        let id = self.0.next_id("sb");
-        let blocked = def.network_access.is_some_and(|n| {
-            n.network_access_type == pb::network_access::NetworkAccessType::Blocked as i32
-        });
-        let container = engine::create_container(&self.0, &id, &env, timeout, !blocked)
+        let outcome = rx
+            .wait_for(Option::is_some)
             .await
-            .map_err(|e| Status::internal(format!("fake could not start a container: {e}")))?;
-        let resources = def.resources.unwrap_or_default();
-        let view = SandboxView {
-            id: id.clone(),
-            app_id: r.app_id,
-            image_id: def.image_id,
-            tags: BTreeMap::new(),
-            env,
-            milli_cpu: resources.milli_cpu,
-            memory_mb: resources.memory_mb,
-            timeout_secs: timeout,
-            network_blocked: blocked,
-            terminated: false,
-            container: Some(container.clone()),
-        };
-        let task_id = self.0.next_id("ta");
-        {
-            let mut t = lock(&self.0.t);
-            t.tasks.insert(task_id.clone(), id.clone());
-            t.sandboxes.insert(
-                id.clone(),
-                FakeSandbox {
-                    view,
-                    task_id,
-                    created_at: now()
-                        + self.0.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f64
-                            * 1e-6,
-                    name: def.name,
-                    result: None,
-                    task_polls: 0,
-                },
-            );
-            if let Some(k) = key {
-                t.idempotent_creates.insert(k, id.clone());
-            }
-        }
-        engine::watch_container(self.0.clone(), id.clone(), container);
+            .map_err(|_| Status::internal("fake: the creation task ended without an outcome"))?
+            .clone();
+        let id = outcome.unwrap_or_else(|| Err(Status::internal("fake: no outcome")))?;
         self.0.lost("SandboxCreate")?;
         Ok(Response::new(pb::SandboxCreateResponse { sandbox_id: id }))
     }
@@ -569,6 +520,85 @@ impl ModalClient for Control {
             url,
         }))
     }
+}
+
+/// Create a sandbox and its container; the sandbox id.
+async fn create_sandbox(state: &Arc<State>, r: pb::SandboxCreateRequest) -> Result<String, Status> {
+    let def = r
+        .definition
+        .ok_or_else(|| Status::invalid_argument("definition missing"))?;
+    let mut env = Control(state.clone())
+        .image_env(&def.image_id)
+        .ok_or_else(|| {
+            Status::not_found(format!("Could not find image with ID {}", def.image_id))
+        })?;
+    {
+        let t = lock(&state.t);
+        if !t.apps.values().any(|a| *a == r.app_id) {
+            return Err(Status::not_found(format!("App {} not found", r.app_id)));
+        }
+        for s in &def.secret_ids {
+            let e = t
+                .secrets
+                .get(s)
+                .ok_or_else(|| Status::not_found(format!("Secret {s} not found")))?;
+            env.extend(e.clone());
+        }
+        if let Some(n) = &def.name {
+            if t.sandboxes
+                .values()
+                .any(|s| s.name.as_deref() == Some(n) && s.result.is_none())
+            {
+                return Err(Status::already_exists(format!("sandbox named {n} exists")));
+            }
+        }
+    }
+    let timeout = if def.timeout_secs == 0 {
+        300
+    } else {
+        def.timeout_secs
+    };
+    let id = state.next_id("sb");
+    let blocked = def.network_access.is_some_and(|n| {
+        n.network_access_type == pb::network_access::NetworkAccessType::Blocked as i32
+    });
+    let container = engine::create_container(state, &id, &env, timeout, !blocked)
+        .await
+        .map_err(|e| Status::internal(format!("fake could not start a container: {e}")))?;
+    let resources = def.resources.unwrap_or_default();
+    let view = SandboxView {
+        id: id.clone(),
+        name: def.name.clone(),
+        app_id: r.app_id,
+        image_id: def.image_id,
+        tags: BTreeMap::new(),
+        env,
+        milli_cpu: resources.milli_cpu,
+        memory_mb: resources.memory_mb,
+        timeout_secs: timeout,
+        network_blocked: blocked,
+        terminated: false,
+        container: Some(container.clone()),
+    };
+    let task_id = state.next_id("ta");
+    {
+        let mut t = lock(&state.t);
+        t.tasks.insert(task_id.clone(), id.clone());
+        t.sandboxes.insert(
+            id.clone(),
+            FakeSandbox {
+                view,
+                task_id,
+                created_at: now()
+                    + state.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f64 * 1e-6,
+                name: def.name,
+                result: None,
+                task_polls: 0,
+            },
+        );
+    }
+    engine::watch_container(state.clone(), id.clone(), container);
+    Ok(id)
 }
 
 #[cfg(test)]

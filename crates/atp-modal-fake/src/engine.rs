@@ -111,13 +111,116 @@ pub(crate) fn watch_container(state: Arc<State>, sandbox_id: String, container: 
     });
 }
 
-async fn remove(docker: &Docker, id: &str) {
-    let opts = RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
+/// Remove a container, retrying what the engine refuses under load; a removal that still fails
+/// is recorded for [`crate::FakeModal::audit`]. Runs in its own task, so a caller that gives up
+/// (a dropped request) does not abandon it half-way.
+async fn remove(state: &Arc<State>, id: &str) {
+    let (state2, id2) = (state.clone(), id.to_string());
+    lock(&state.t)
+        .removing
+        .insert(id.to_string(), std::time::Instant::now());
+    let job = tokio::spawn(async move {
+        let done = |state: &State, id: &str| {
+            lock(&state.t).removing.remove(id);
+        };
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        let mut last = String::new();
+        for attempt in 0..4u32 {
+            match state2
+                .docker
+                .remove_container(&id2, Some(opts.clone()))
+                .await
+            {
+                Ok(()) => return done(&state2, &id2),
+                Err(e) if status_of(&e) == Some(404) => return done(&state2, &id2),
+                Err(e) => {
+                    tracing::warn!("fake: removing {id2} (attempt {attempt}): {e}");
+                    last = e.to_string();
+                    tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                }
+            }
+        }
+        done(&state2, &id2);
+        lock(&state2.t).failed_removals.push((id2, last));
+    });
+    let _ = job.await;
+}
+
+fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Sandboxes still running and this fake's containers left on the engine.
+pub(crate) async fn audit(state: &Arc<State>) -> crate::Audit {
+    type Live = HashMap<String, bool>;
+    type Removing = HashMap<String, std::time::Instant>;
+    let (created, running, live, removing): (usize, Vec<crate::SandboxView>, Live, Removing) = {
+        let t = lock(&state.t);
+        let running = t
+            .sandboxes
+            .values()
+            .filter(|s| s.result.is_none())
+            .map(|s| {
+                let mut v = s.view.clone();
+                v.name = s.name.clone();
+                v
+            })
+            .collect();
+        let live = t
+            .sandboxes
+            .iter()
+            .map(|(id, s)| (id.clone(), s.result.is_none()))
+            .collect();
+        (t.sandboxes.len(), running, live, t.removing.clone())
+    };
+    let mut stray = Vec::new();
+    let filter = HashMap::from([(
+        "label".to_string(),
+        vec![format!("atp.run-id={}", state.opts.run_id)],
+    )]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filter)
         .build();
-    if let Err(e) = docker.remove_container(id, Some(opts)).await {
-        tracing::debug!("fake: removing {id}: {e}");
+    match state.docker.list_containers(Some(opts)).await {
+        Ok(list) => {
+            for c in list {
+                let sb = c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("atp.fake-modal-sandbox"))
+                    .cloned()
+                    .unwrap_or_default();
+                let id = c.id.unwrap_or_default();
+                let why = match (live.get(&sb), removing.get(&id)) {
+                    (Some(true), _) => continue,
+                    (Some(false), Some(t)) => format!(
+                        "its sandbox ended; the fake's removal has been under way for {:.1} s",
+                        t.elapsed().as_secs_f64()
+                    ),
+                    (Some(false), None) => {
+                        "its sandbox ended but nothing is removing the container".to_string()
+                    }
+                    (None, _) => "no sandbox of the fake owns it (a creation that never finished)"
+                        .to_string(),
+                };
+                stray.push((id, sb, why));
+            }
+        }
+        Err(e) => stray.push((String::new(), String::new(), format!("listing failed: {e}"))),
+    }
+    let failed_removals = lock(&state.t).failed_removals.clone();
+    crate::Audit {
+        created,
+        running,
+        stray_containers: stray,
+        failed_removals,
     }
 }
 
@@ -144,7 +247,7 @@ pub(crate) async fn end_sandbox(
     state.sandbox_changed.notify_waiters();
     wake_execs(state);
     if let Some(c) = container {
-        remove(&state.docker, &c).await;
+        remove(state, &c).await;
     }
     existing
 }
@@ -165,7 +268,7 @@ fn wake_execs(state: &State) {
     }
 }
 
-pub(crate) async fn remove_all(state: &State) {
+pub(crate) async fn remove_all(state: &Arc<State>) {
     let filter = HashMap::from([(
         "label".to_string(),
         vec![format!("atp.run-id={}", state.opts.run_id)],
@@ -177,7 +280,7 @@ pub(crate) async fn remove_all(state: &State) {
     if let Ok(list) = state.docker.list_containers(Some(opts)).await {
         for c in list {
             if let Some(id) = c.id {
-                remove(&state.docker, &id).await;
+                remove(state, &id).await;
             }
         }
     }

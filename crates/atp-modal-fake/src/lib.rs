@@ -113,6 +113,8 @@ pub struct Recorded {
 #[derive(Debug, Clone)]
 pub struct SandboxView {
     pub id: String,
+    /// The name the client gave at creation.
+    pub name: Option<String>,
     pub app_id: String,
     pub image_id: String,
     pub tags: BTreeMap<String, String>,
@@ -123,6 +125,53 @@ pub struct SandboxView {
     pub network_blocked: bool,
     pub terminated: bool,
     pub container: Option<String>,
+}
+
+/// What is left, as the fake sees it: for leak checks in tests and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// Sandboxes ever created.
+    pub created: usize,
+    /// Sandboxes not ended: never terminated, not timed out, entrypoint still running.
+    pub running: Vec<SandboxView>,
+    /// Containers of this fake still on the engine although their sandbox ended, or whose
+    /// sandbox the fake never recorded: `(container, sandbox id label, why)`.
+    pub stray_containers: Vec<(String, String, String)>,
+    /// Container removals the engine refused even after retries: `(container, error)`.
+    pub failed_removals: Vec<(String, String)>,
+}
+
+impl Audit {
+    /// Nothing running, nothing stray.
+    pub fn is_clean(&self) -> bool {
+        self.running.is_empty() && self.stray_containers.is_empty()
+    }
+
+    /// One paragraph naming every leftover (for a benchmark's or a test's output).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "fake Modal audit: {} sandboxes created, {} still running, {} stray containers, {} failed removals",
+            self.created,
+            self.running.len(),
+            self.stray_containers.len(),
+            self.failed_removals.len()
+        );
+        for v in &self.running {
+            s.push_str(&format!(
+                "\n  running {} name={} tags={:?}",
+                v.id,
+                v.name.as_deref().unwrap_or("-"),
+                v.tags
+            ));
+        }
+        for (c, sb, why) in &self.stray_containers {
+            s.push_str(&format!("\n  stray container {c} (sandbox {sb}): {why}"));
+        }
+        for (c, e) in &self.failed_removals {
+            s.push_str(&format!("\n  removal of {c} failed: {e}"));
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +219,13 @@ pub(crate) struct Tables {
     pub tags: HashMap<String, String>,
     pub sandboxes: HashMap<String, FakeSandbox>,
     pub tasks: HashMap<String, String>,
-    pub idempotent_creates: HashMap<String, String>,
+    /// Idempotency key of a `SandboxCreate` → its outcome, watched while the creation runs (a
+    /// retry with the same key waits for the first attempt instead of making a second sandbox).
+    pub idempotent_creates: HashMap<String, CreateSlot>,
+    /// Container removals the engine refused, even after retries: (container, error).
+    pub failed_removals: Vec<(String, String)>,
+    /// Container removals under way: container → when it started.
+    pub removing: HashMap<String, std::time::Instant>,
     pub auth_tokens: HashMap<String, u64>,
     pub router_tokens: HashMap<String, u64>,
     pub inject: HashMap<String, (Code, u32)>,
@@ -178,6 +233,10 @@ pub(crate) struct Tables {
     pub lose: HashMap<String, (Code, u32)>,
     pub recorded: Vec<Recorded>,
 }
+
+/// The outcome of one `SandboxCreate`, once known.
+pub(crate) type CreateOutcome = Option<Result<String, Status>>;
+pub(crate) type CreateSlot = tokio::sync::watch::Receiver<CreateOutcome>;
 
 pub(crate) struct State {
     pub opts: FakeOptions,
@@ -535,6 +594,11 @@ impl FakeModal {
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// The sandboxes still running and the containers left on the engine, now.
+    pub async fn audit(&self) -> Audit {
+        engine::audit(&self.state).await
     }
 
     /// How many times the image `image_id` was built.

@@ -266,6 +266,50 @@ async fn a_dropped_session_is_terminated_by_its_guard() {
     fake.shutdown().await;
 }
 
+/// A caller that stops waiting while `SandboxCreate` is in flight must not leave the sandbox
+/// running: the creation runs to its end and the sandbox it made is terminated. Attempts are
+/// dropped after growing delays until some were dropped after the service had made a sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_future_dropped_during_creation_leaves_no_sandbox() {
+    use atp_backend::ComputeBackend as _;
+    let Some(fake) = common::fake(FakeOptions::default()).await else {
+        return;
+    };
+    let backend = common::backend(&fake);
+    let wd = tempfile::tempdir().expect("tmp");
+    let (mut opened, mut dropped) = (0usize, 0usize);
+    let mut delay_ms = 0u64;
+    while delay_ms <= 600 {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(delay_ms),
+            backend.session(wd.path(), SessionOptions::default()),
+        )
+        .await
+        {
+            Ok(s) => {
+                opened += 1;
+                s.expect("session").close().await.expect("close");
+            }
+            Err(_) => dropped += 1,
+        }
+        delay_ms += 6;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !fake.audit().await.is_clean() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let created = fake.sandboxes().len();
+    assert!(dropped > 0, "no attempt was dropped");
+    assert!(
+        created > opened,
+        "no dropped attempt reached SandboxCreate ({created} created, {opened} opened): the test did not exercise the window"
+    );
+    let audit = fake.audit().await;
+    assert!(audit.is_clean(), "{}", audit.summary());
+    assert_eq!(common::live_containers(&fake).await, 0);
+    fake.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_finds_and_terminates_sandboxes_by_tag() {
     let Some(fake) = common::fake(FakeOptions::default()).await else {

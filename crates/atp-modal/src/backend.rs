@@ -236,14 +236,29 @@ impl ModalBackend {
             )),
             entrypoint_args: Vec::new(),
         };
-        let id = self
-            .client
-            .sandbox_create(&app_id, &spec)
-            .await
-            .map_err(|e| BackendError::Provision {
-                backend: "modal".into(),
-                detail: e.to_string(),
-            })?;
+        // The request runs to its end even if this future is dropped; a sandbox made for a
+        // caller that gave up is terminated at once (its id would otherwise reach no guard).
+        let (client, reaper) = (self.client.clone(), self.client.clone());
+        let id = atp_backend::create_owned(
+            "modal",
+            async move {
+                client
+                    .sandbox_create(&app_id, &spec)
+                    .await
+                    .map_err(|e| BackendError::Provision {
+                        backend: "modal".into(),
+                        detail: e.to_string(),
+                    })
+            },
+            move |id: String| {
+                Box::pin(async move {
+                    if let Err(e) = reaper.sandbox_terminate(&id).await {
+                        tracing::error!(sandbox = %id, "terminating an abandoned sandbox: {e}");
+                    }
+                })
+            },
+        )
+        .await?;
         // Armed before the first await: a caller that gives up (drops this future) still
         // terminates the sandbox.
         let mut guard = self.teardown_guard(&id);

@@ -89,7 +89,7 @@ pub struct ProveOptions {
     /// Network of the prover's sandbox (verification sandboxes never have one).
     pub network: NetworkMode,
     pub resources: Resources,
-    /// Extra labels on every sandbox of the run.
+    /// Extra labels on every sandbox of the run: the prover's and the verifier's.
     pub labels: BTreeMap<String, String>,
     pub prices: PriceTable,
     pub cancel: CancellationToken,
@@ -324,8 +324,11 @@ impl Phases<'_> {
 
         // 5. Generation.
         self.phase("generation");
+        let mut verify_labels = self.opts.verify.labels.clone();
+        verify_labels.extend(self.opts.labels.clone());
         let verifier = Verifier::new(Arc::clone(self.backend)).with_options(VerifyOptions {
             run_id: Some(self.opts.run_id.clone()),
+            labels: verify_labels,
             ..self.opts.verify.clone()
         });
         let gen_started = Instant::now();

@@ -156,64 +156,81 @@ pub async fn count_managed(run: Option<&str>) -> usize {
         .len()
 }
 
-/// Containers labelled `atp.managed=true` and `atp.run-id=RUN` **created** since `since_unix`
-/// (seconds since the epoch) until now, counted from the engine's event log — so containers
-/// already removed are counted too.
-pub async fn count_created(run: &str, since_unix: i64) -> usize {
-    created(run, since_unix).await.len()
+/// Records the labels of every container of one run as the engine creates it, from a live
+/// event subscription — not from the engine's event history, which keeps only the last 256
+/// events of the whole engine (a long or parallel run overflows it).
+#[derive(Debug)]
+pub struct CreationRecorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<HashMap<String, String>>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// The labels (and `name`, `image`) of every container of run `run` created since
-/// `since_unix`, from the engine's event log (removed containers included).
-pub async fn created(run: &str, since_unix: i64) -> Vec<HashMap<String, String>> {
-    use futures::StreamExt;
-    let docker = bollard::Docker::connect_with_defaults().expect("engine client");
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64 + 1)
-        .unwrap_or(0);
-    let filters: HashMap<&str, Vec<String>> = HashMap::from([
-        ("type", vec!["container".to_string()]),
-        ("event", vec!["create".to_string()]),
-        (
-            "label",
-            vec![
-                format!("{LABEL_MANAGED}=true"),
-                format!("{LABEL_RUN_ID}={run}"),
-            ],
-        ),
-    ]);
-    let opts = bollard::query_parameters::EventsOptionsBuilder::new()
-        .since(&since_unix.to_string())
-        .until(&until.to_string())
-        .filters(&filters)
-        .build();
-    // An engine error (e.g. a slow engine under load) is retried, never read as "no events".
-    let mut events = Vec::new();
-    for attempt in 1..=3 {
-        let got: Vec<_> = docker.events(Some(opts.clone())).collect().await;
-        match got.into_iter().collect::<Result<Vec<_>, _>>() {
-            Ok(e) => {
-                events = e;
-                break;
+impl CreationRecorder {
+    /// Start recording the creations of run `run` (from one second before now).
+    pub async fn start(run: &str) -> CreationRecorder {
+        use futures::StreamExt;
+        let docker = bollard::Docker::connect_with_defaults().expect("engine client");
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 - 1)
+            .unwrap_or(0);
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("event", vec!["create".to_string()]),
+            (
+                "label",
+                vec![
+                    format!("{LABEL_MANAGED}=true"),
+                    format!("{LABEL_RUN_ID}={run}"),
+                ],
+            ),
+        ]);
+        let opts = bollard::query_parameters::EventsOptionsBuilder::new()
+            .since(&since.to_string())
+            .filters(&filters)
+            .build();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&seen);
+        let mut stream = docker.events(Some(opts));
+        // The subscription is open before `start` returns: the first poll sends the request.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                let next = futures::future::poll_fn(|cx| {
+                    let p = stream.poll_next_unpin(cx);
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                    p
+                })
+                .await;
+                match next {
+                    Some(Ok(e)) => {
+                        let labels = e
+                            .actor
+                            .and_then(|a| a.attributes)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect();
+                        sink.lock().unwrap_or_else(|e| e.into_inner()).push(labels);
+                    }
+                    Some(Err(e)) => panic!("engine event stream: {e}"),
+                    None => break,
+                }
             }
-            Err(e) if attempt < 3 => {
-                eprintln!("engine events of run {run}: {e} (retrying)");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(e) => panic!("engine events of run {run}: {e}"),
-        }
+        });
+        let _ = ready_rx.await;
+        CreationRecorder { seen, task }
     }
-    events
-        .into_iter()
-        .map(|e| {
-            e.actor
-                .and_then(|a| a.attributes)
-                .unwrap_or_default()
-                .into_iter()
-                .collect()
-        })
-        .collect()
+
+    /// Stop and return the labels of every creation seen (after a short drain).
+    pub async fn stop(self) -> Vec<HashMap<String, String>> {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        self.task.abort();
+        let v = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        v
+    }
 }
 
 /// Assert that run `run` left no container behind.

@@ -115,6 +115,9 @@ pub struct VerifyOptions {
     /// The answer key: full name of a definition hole → the official answer (a Lean term),
     /// checked by the checker (see [`crate::holes`]).
     pub answers: BTreeMap<String, String>,
+    /// Extra labels on every sandbox the verifier opens (e.g. a benchmark cell's
+    /// `atp.bench.*`), so each of them can be traced to what it verified.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for VerifyOptions {
@@ -127,6 +130,7 @@ impl Default for VerifyOptions {
             env: BTreeMap::new(),
             self_test: true,
             answers: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -228,14 +232,18 @@ impl Verifier {
             network: NetworkMode::None,
             run_id: Some(run_id),
             timeout: Some(self.options.timeout + Duration::from_secs(120)),
-            labels: purpose
-                .map(|p| {
-                    BTreeMap::from([(
+            labels: self
+                .options
+                .labels
+                .clone()
+                .into_iter()
+                .chain(purpose.map(|p| {
+                    (
                         atp_backend::layout::LABEL_PURPOSE.to_string(),
                         p.to_string(),
-                    )])
-                })
-                .unwrap_or_default(),
+                    )
+                }))
+                .collect(),
             requires: atp_backend::Requirements::commands(
                 crate::script::SCRIPT_TOOLS
                     .iter()

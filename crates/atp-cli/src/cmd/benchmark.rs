@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use atp_backend::RunId;
 use atp_bench::bench::{BenchEvent, BenchOptions, BenchProver, Mode};
 use atp_bench::report::ReportData;
 use atp_bench::{CellId, Outcome, RunState, Store};
-use atp_prover::{EnvSource, PriceTable, ProgressEvent};
+use atp_prover::{EnvSource, ProgressEvent};
 use atp_verify::VerifyOptions;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -93,15 +92,8 @@ pub struct Args {
     /// The model API's base URL for every -p agent prover.
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
-    /// A price table replacing entries of atp's (same format as prices.toml).
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
-    /// Fail when the image is missing instead of building it from atp's built-in spec.
-    #[arg(long)]
-    pub no_build: bool,
-    /// The run id (labels every sandbox of the run; default: a fresh one).
-    #[arg(long, value_name = "ID")]
-    pub run_id: Option<RunId>,
+    #[command(flatten)]
+    pub run: crate::cmd::run_args::RunArgs,
 }
 
 /// `--config bench.toml`.
@@ -324,10 +316,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             .unwrap_or(10.0),
         "--verify-timeout",
     )?;
-    let prices = match &args.prices {
-        Some(p) => PriceTable::builtin_with(p)?,
-        None => PriceTable::builtin(),
-    };
+    let prices = args.run.prices()?;
     let tasks = if args.tasks.is_empty() {
         config.tasks.clone()
     } else {
@@ -350,7 +339,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     }
     let backend = backend::make(&spec)?;
-    crate::cmd::prove::ensure_image(&*backend, &spec, args.no_build, global).await?;
+    crate::cmd::prove::ensure_image(&*backend, &spec, args.run.no_build, global).await?;
     let dataset_name = args
         .dataset
         .canonicalize()
@@ -385,7 +374,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         mode,
         retry_errors: args.retry_errors,
         answers: args.answers.clone().or(config.answers.clone()),
-        run_id: args.run_id.clone().unwrap_or_default(),
+        run_id: args.run.run_id(),
         prices,
         ceiling_margin: match kind {
             BackendKind::Docker => Duration::from_secs(60),

@@ -18,6 +18,7 @@ pub mod prove;
 pub mod provers;
 pub mod report;
 pub mod rerun;
+pub mod run_args;
 pub mod verify;
 
 /// Flags every subcommand honours, and the process-wide cancellation.

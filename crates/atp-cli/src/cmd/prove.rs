@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use atp_backend::{BackendError, NetworkMode, RunId};
+use atp_backend::{BackendError, NetworkMode};
 use atp_prover::{
-    prove, EnvSource, PriceTable, ProgressEvent, ProofResult, ProofTask, ProveError, ProveOptions,
-    Status,
+    prove, EnvSource, ProgressEvent, ProofResult, ProofTask, ProveError, ProveOptions, Status,
 };
 use atp_verify::VerifyOptions;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -88,15 +87,9 @@ pub struct Args {
     /// Extra instructions read from a file.
     #[arg(long, value_name = "FILE")]
     pub prompt_file: Option<PathBuf>,
-    /// A price table replacing entries of atp's (same format as prices.toml).
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
-    /// Fail when the image is missing instead of building it from atp's built-in spec.
-    #[arg(long)]
-    pub no_build: bool,
-    /// The run id (labels every sandbox of the run; default: a fresh one).
-    #[arg(long, value_name = "ID")]
-    pub run_id: Option<RunId>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: crate::cmd::run_args::RunArgs,
 }
 
 fn minutes(m: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -107,13 +100,10 @@ fn minutes(m: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let run_id = args.run_id.clone().unwrap_or_default();
+    let run_id = args.run.run_id();
     let generation_timeout = minutes(args.timeout, "--timeout")?;
     let verify_timeout = minutes(args.verify_timeout, "--verify-timeout")?;
-    let prices = match &args.prices {
-        Some(p) => PriceTable::builtin_with(p)?,
-        None => PriceTable::builtin(),
-    };
+    let prices = args.run.prices()?;
     let user_prompt = match &args.prompt_file {
         Some(f) => Some(
             std::fs::read_to_string(f)
@@ -145,7 +135,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         anyhow::bail!(problem);
     }
     let backend = backend::make(&spec)?;
-    ensure_image(&*backend, &spec, args.no_build, global).await?;
+    ensure_image(&*backend, &spec, args.run.no_build, global).await?;
 
     let status = StatusLine::new(global.json);
     let invocation = invocation(&args, &task);
@@ -194,8 +184,8 @@ fn invocation(args: &Args, task: &ProofTask) -> serde_json::Value {
     a.prompt = task.user_prompt.clone();
     a.prompt_file = None;
     a.output = None;
-    a.run_id = None;
-    a.prices = a.prices.map(|p| std::path::absolute(&p).unwrap_or(p));
+    a.run.run_id = None;
+    a.run.prices = a.run.prices.map(|p| std::path::absolute(&p).unwrap_or(p));
     serde_json::json!({ "command": "prove", "args": a })
 }
 

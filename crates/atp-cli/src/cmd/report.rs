@@ -47,22 +47,32 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 /// The per-prover summary printed by `atp benchmark` and `atp report`.
 pub fn summary_table(d: &ReportData) -> String {
     let n = d.plan.attempts;
-    let rows: Vec<[String; 5]> = d
-        .summaries
-        .iter()
-        .map(|p| {
-            [
-                p.prover.clone(),
-                format!("{}/{}", p.tasks_solved, p.tasks_attempted),
-                pct(p.pass_at_1),
-                if n > 1 { pct(p.pass_at_n) } else { "-".into() },
-                usd(p.total_cost_usd),
-            ]
-        })
-        .collect();
-    let pass_n = format!("pass@{n}");
-    crate::cmd::table(
-        &["prover", "solved", "pass@1", pass_n.as_str(), "cost"],
-        &rows,
-    )
+    let row = |p: &atp_bench::ProverSummary| {
+        [
+            p.prover.clone(),
+            format!("{}/{}", p.tasks_solved, p.tasks_attempted),
+            pct(p.pass_at_1),
+            pct(p.pass_at_n),
+            usd(p.total_cost_usd),
+        ]
+    };
+    if n > 1 {
+        let rows: Vec<[String; 5]> = d.summaries.iter().map(row).collect();
+        let pass_n = format!("pass@{n}");
+        crate::cmd::table(
+            &["prover", "solved", "pass@1", pass_n.as_str(), "cost"],
+            &rows,
+        )
+    } else {
+        // One attempt: pass@N is pass@1, so it is not printed twice.
+        let rows: Vec<[String; 4]> = d
+            .summaries
+            .iter()
+            .map(|p| {
+                let [a, b, c, _, e] = row(p);
+                [a, b, c, e]
+            })
+            .collect();
+        crate::cmd::table(&["prover", "solved", "pass@1", "cost"], &rows)
+    }
 }

@@ -48,8 +48,8 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     check_image(&old, &prove_args).await?;
     prove_args.inputs = vec![task_dir];
     prove_args.output = args.output;
-    prove_args.run_id = None;
-    prove_args.no_build = true;
+    prove_args.run.run_id = None;
+    prove_args.run.no_build = true;
     prove::run(prove_args, global).await
 }
 
