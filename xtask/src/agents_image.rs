@@ -15,7 +15,8 @@
 //! - **the tag** (default `atp-agents-test:latest`) — `FROM` the base, the whole `test-image`
 //!   rootfs copied on top (stand-in `lake` included) by the classic builder, with the labels of
 //!   `atp-test:latest`, `atp.agents-image=true`, `atp.agent.<command>=<version>` and
-//!   `atp.agents-inputs-hash` (the base hash plus the test layer).
+//!   `atp.agents-inputs-hash` (the base hash plus the test layer), and the agents-only part of
+//!   the test layer ([`agents_layer`]: the stand-in Lean REPL in lean_interact's cache).
 //!
 //! When the tag already carries the inputs hash, nothing is done (`--force` rebuilds both).
 //! Downloads are cached under `target/atp-agents-cache/` (npm tarballs, wheels built from the lock
@@ -32,7 +33,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::test_image;
+use crate::{agents_layer, test_image};
 
 /// Arguments of `cargo xtask agents-image`.
 #[derive(Debug, clap::Args)]
@@ -57,7 +58,7 @@ pub struct Args {
 pub const AGENTS_DIR: &str = "/opt/atp-agents";
 /// The Python minor version of the image (mistral-vibe 3 needs 3.12 or newer; the lock files are
 /// resolved for it).
-const PY_MINOR: &str = "3.12";
+pub(crate) const PY_MINOR: &str = "3.12";
 /// Repository of the heavy base images (tag = the first 16 hex digits of the base hash).
 const BASE_REPO: &str = "atp-agents-base";
 /// Host libraries every native CLI and manylinux wheel may link besides those found by `ldd`:
@@ -409,7 +410,7 @@ fn is_elf(path: &Path) -> bool {
         && magic == *b"\x7fELF"
 }
 
-fn walk_files(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+pub(crate) fn walk_files(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     fn go(
         base: &Path,
         dir: &Path,
@@ -521,7 +522,7 @@ fn lock_path(root: &Path, tool: &PyTool) -> PathBuf {
         .join(format!("{}.txt", tool.package))
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
@@ -588,6 +589,7 @@ fn final_hash(root: &Path, base: &str, labels: &[(String, String)]) -> Result<St
         }
     }
     h.update(test_image::MARKER_CONTENT.as_bytes());
+    agents_layer::hash_inputs(root, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -597,7 +599,7 @@ fn say(start: Instant, msg: impl AsRef<str>) {
 }
 
 /// Run a command, returning its stdout; a failure carries its stderr.
-fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+pub(crate) fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -1370,6 +1372,7 @@ fn build_final(
             fs::remove_dir_all(&ctx)?;
         }
         test_image::build_rootfs(root, &ctx.join("rootfs"))?;
+        agents_layer::add(root, &ctx.join("rootfs"))?;
         fs::write(
             ctx.join("Dockerfile"),
             format!(

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod agents_image;
+mod agents_layer;
 mod bench_benchmark;
 mod bench_docker;
 mod bench_modal;

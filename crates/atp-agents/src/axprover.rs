@@ -11,8 +11,11 @@
 //! skipped) and runs ax-prover on each, every file within the run's budget; its JSON outputs
 //! and logs go to `.atp/ax/`, moved to `OUT/logs/axprover/` afterwards. Usage: the
 //! `input_tokens`/`output_tokens` of each output entry when ax-prover writes them (the
-//! ax-prover-base fork does); ax-prover 0.2.0 from PyPI writes none, and the run's usage is
-//! then recorded as unknown (no cost is guessed).
+//! ax-prover-base fork does). ax-prover 0.2.0 from PyPI writes none, so atp stages a LangChain
+//! callback ([`USAGE_HOOK`], a `sitecustomize` on ax-prover's `PYTHONPATH`, enabled by
+//! [`USAGE_ENV`]) that appends each model answer's `usage_metadata` — the provider's own counts,
+//! as LangChain reports them — to [`USAGE_FILE`]; with neither, the run's usage is recorded as
+//! unknown (no cost is guessed).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +33,43 @@ pub const REQUEST_TIMEOUT_S: u32 = 600;
 /// Where outputs and logs go (relative to the workdir).
 pub const OUT_DIR: &str = ".atp/ax";
 pub const CONFIG_FILE: &str = "axprover.yaml";
+/// The usage log the staged hook writes (in [`OUT_DIR`]), one JSON object per model answer.
+pub const USAGE_FILE: &str = "usage.jsonl";
+/// The variable that enables the hook (its value: the log's path).
+pub const USAGE_ENV: &str = "ATP_AX_USAGE_FILE";
+/// Where the hook is staged (relative to the workdir), put first on ax-prover's `PYTHONPATH`.
+pub const USAGE_HOOK_DIR: &str = ".atp/ax-usage-hook";
+/// The hook: a LangChain configure hook (`register_configure_hook`, the mechanism LangChain's
+/// own tracers use) whose handler logs `usage_metadata` on every `on_llm_end`. It changes
+/// nothing ax-prover sends or receives, and does nothing unless [`USAGE_ENV`] is set.
+pub const USAGE_HOOK: &str = r#"# atp: records the token usage of ax-prover's model calls (rendered by atp; edits are overwritten)
+import os as _os
+
+if _os.environ.get("ATP_AX_USAGE_FILE"):
+    try:
+        import json as _json
+        from contextvars import ContextVar as _ContextVar
+
+        from langchain_core.callbacks import BaseCallbackHandler as _Base
+        from langchain_core.tracers.context import register_configure_hook as _register
+
+        class AtpUsageRecorder(_Base):
+            def on_llm_end(self, response, **kwargs):
+                for generations in response.generations:
+                    for g in generations:
+                        usage = getattr(getattr(g, "message", None), "usage_metadata", None)
+                        if usage:
+                            with open(_os.environ["ATP_AX_USAGE_FILE"], "a", encoding="utf-8") as f:
+                                f.write(_json.dumps(dict(usage)) + "\n")
+
+        _register(_ContextVar("atp_usage_recorder", default=None), True, AtpUsageRecorder, "ATP_AX_USAGE_FILE")
+    except ImportError:  # another Python program (no LangChain): nothing to record
+        pass
+    except Exception as e:  # never break ax-prover: no log means usage unknown
+        import sys as _sys
+
+        print(f"atp: usage hook not installed: {e}", file=_sys.stderr, flush=True)
+"#;
 pub const DEFAULT_MODEL: &str = "anthropic:claude-opus-4-8";
 pub const DEFAULT_EFFORT: &str = "high";
 
@@ -255,7 +295,9 @@ impl Harness for AxProver {
         let text =
             serde_json::to_string_pretty(&self.config_json()).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(wd.join(crate::ATP_DIR))?;
-        std::fs::write(wd.join(crate::ATP_DIR).join(CONFIG_FILE), text + "\n")
+        std::fs::write(wd.join(crate::ATP_DIR).join(CONFIG_FILE), text + "\n")?;
+        std::fs::create_dir_all(wd.join(USAGE_HOOK_DIR))?;
+        std::fs::write(wd.join(USAGE_HOOK_DIR).join("sitecustomize.py"), USAGE_HOOK)
     }
 
     fn launch_script(&self) -> String {
@@ -270,6 +312,7 @@ status=0
 while IFS= read -r f; do
   safe="$(printf '%s' "$f" | tr '/.' '__')"
   echo "{{\"type\":\"atp.file\",\"file\":\"$f\"}}"
+  PYTHONPATH="$PWD/{USAGE_HOOK_DIR}${{PYTHONPATH:+:$PYTHONPATH}}" {USAGE_ENV}="$PWD/{OUT_DIR}/{USAGE_FILE}" \
   ax-prover --config .atp/{CONFIG_FILE} prove "$f" --folder . --skip-build --overwrite \
     -o "{OUT_DIR}/ax_output.$safe.json" > "{OUT_DIR}/ax_prover.$safe.log" 2>&1
   rc=$?
@@ -327,6 +370,21 @@ exit $status
                         }
                     }
                 }
+            }
+        }
+        if !with_tokens {
+            // The staged hook's log: one `usage_metadata` per model answer.
+            let log =
+                safe_fs::read_text(wd, Path::new(OUT_DIR).join(USAGE_FILE)).unwrap_or_default();
+            for line in log.lines() {
+                let Ok(v) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                let n = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+                with_tokens = true;
+                usage.input_tokens += n("/input_tokens");
+                usage.cached_input_tokens += n("/input_token_details/cache_read");
+                usage.output_tokens += n("/output_tokens");
             }
         }
         c.metadata.insert("ax_items".into(), json!(items));
@@ -471,5 +529,42 @@ mod tests {
         let c = AxProver::default().collect(&wd, &logs).expect("collect");
         assert!(c.usage.is_none());
         assert!(c.usage_unknown);
+        // ... so the staged hook's log is summed.
+        std::fs::create_dir_all(wd.join(OUT_DIR)).expect("mk");
+        std::fs::write(
+            wd.join(OUT_DIR).join("ax_output.Main_lean.json"),
+            r#"{"Main:t":{"success":true,"error":null,"summary":""}}"#,
+        )
+        .expect("w");
+        std::fs::write(
+            wd.join(OUT_DIR).join(USAGE_FILE),
+            concat!(
+                r#"{"input_tokens":4700,"output_tokens":80,"input_token_details":{"cache_read":3000,"cache_creation":500}}"#,
+                "\n",
+                r#"{"input_tokens":100,"output_tokens":7}"#,
+                "\nnot json\n"
+            ),
+        )
+        .expect("w");
+        let c = AxProver::default().collect(&wd, &logs).expect("collect");
+        let u = c.usage.expect("usage from the hook's log");
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (4800, 3000, 87)
+        );
+        assert!(!c.usage_unknown);
+    }
+
+    #[test]
+    fn the_usage_hook_is_staged_and_keyed_by_its_variable() {
+        let d = tempfile::tempdir().expect("tmp");
+        AxProver::default().stage(d.path()).expect("stage");
+        let hook = std::fs::read_to_string(d.path().join(USAGE_HOOK_DIR).join("sitecustomize.py"))
+            .expect("hook");
+        assert_eq!(hook, USAGE_HOOK);
+        assert_eq!(hook.matches(USAGE_ENV).count(), 3, "{hook}");
+        let launch = AxProver::default().launch_script();
+        assert!(launch.contains(&format!("{USAGE_ENV}=\"$PWD/{OUT_DIR}/{USAGE_FILE}\"")));
+        assert!(launch.contains(&format!("PYTHONPATH=\"$PWD/{USAGE_HOOK_DIR}")));
     }
 }

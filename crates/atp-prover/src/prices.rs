@@ -118,11 +118,11 @@ impl PriceTable {
         Ok(t)
     }
 
-    /// The rates of `model`: by exact name, alias, without a `provider/` prefix, or without a
-    /// trailing date (`-20261001`, `@20261001`).
+    /// The rates of `model`: by exact name, alias, without a `provider/` (or LangChain's
+    /// `provider:`) prefix, or without a trailing date (`-20261001`, `@20261001`).
     pub fn get(&self, model: &str) -> Option<ModelPrice> {
         let mut candidates = vec![model.to_string()];
-        if let Some((_, rest)) = model.split_once('/') {
+        if let Some((_, rest)) = model.split_once(['/', ':']) {
             candidates.push(rest.to_string());
         }
         for c in candidates.clone() {
@@ -200,6 +200,7 @@ mod tests {
         assert_eq!(t.cost("no-such-model", &usage(1, 1, 1)), None);
         assert!(t.get("claude-opus-4-8-20261001").is_some());
         assert!(t.get("anthropic/claude-opus-4-8").is_some());
+        assert!(t.get("anthropic:claude-opus-4-8").is_some());
         assert!(t.get("openrouter/gpt-5.4").is_some());
     }
 

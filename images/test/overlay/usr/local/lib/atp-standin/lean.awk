@@ -14,6 +14,13 @@
 # (emulates a declaration added to the environment without the kernel, e.g. by `run_cmd` under
 # `debug.skipKernelTC`). SIG/VALUE: the statement and the body, normalised the way Lean's
 # elaborated terms compare (`fun`/`λ`, `=>`/`↦`, `->`/`→`, «names», spacing).
+#
+# DECLS (a path, empty for none; used by the stand-in Lean REPL, lean-repl) receives the
+# declarations' places, whether or not the file compiles:
+#   decl<TAB>KIND<TAB>NAME<TAB>FULLNAME<TAB>START_LINE<TAB>END_LINE<TAB>END_COL<TAB>NAMESPACE<TAB>SIG
+#   sorry<TAB>LINE<TAB>COL            (a `sorry`/`admit` token, in the last decl line above)
+# NAME is empty for an `example`; lines are 1-based, columns 0-based; END is the end of the
+# declaration's last non-blank line.
 
 function clean(line,    out, i, c, n, nx) {
   # Blank out comments and string literals, keeping columns.
@@ -67,7 +74,7 @@ BEGIN {
 {
   raw = $0
   if (stop) next
-  line = clean(raw)
+  line = clean(raw); cl = line
   if (index(raw, "STANDIN_ERROR") > 0) {
     nerr++; errline[nerr] = NR
     match(raw, /[^ \t]/); errcol[nerr] = RSTART - 1; errmsg[nerr] = "unsolved goals\n⊢ False"
@@ -102,7 +109,7 @@ BEGIN {
     for (k = 1; k <= n; k++) {
       if (w[k] ~ /^(theorem|lemma|def|abbrev|instance|example|opaque|axiom|structure|class|inductive)$/) { kw = w[k]; kwi = k; break }
     }
-    nd++; cur = nd; dkind[nd] = kw; dline[nd] = NR; dflag[nd] = ""
+    nd++; cur = nd; dkind[nd] = kw; dline[nd] = NR; dflag[nd] = ""; dns[nd] = curns()
     kwpos = match(line, "(^|[ \t\\]])" kw "([ \t]|$)")
     if (substr(line, kwpos, 1) != substr(kw, 1, 1)) kwpos++
     nm = (kwi < n ? w[kwi + 1] : "")
@@ -136,6 +143,15 @@ BEGIN {
       nerr++; errline[nerr] = dline[indcur]; errcol[nerr] = 0
       c = t; sub(/^ ?\| ?/, "", c); sub(/[ :].*$/, "", c)
       errmsg[nerr] = "(kernel) arg #1 of '" dfull[indcur] "." c "' has a non positive occurrence of the datatypes being declared"
+    }
+  }
+  if (cur > 0 && cl ~ /[^ \t]/) { dend[cur] = NR; dendc[cur] = length(raw) }
+  if (cur > 0 && DECLS != "") {
+    s = cl; off = 0
+    while (match(s, /(^|[^A-Za-z0-9_'.])(sorry|admit)([^A-Za-z0-9_'?!]|$)/)) {
+      p = RSTART; if (substr(s, p, 1) != "s" && substr(s, p, 1) != "a") p++
+      nsorry++; sorryd[nsorry] = cur; sorryl[nsorry] = NR; sorryc[nsorry] = off + p - 1
+      off += p + 4; s = substr(s, p + 5)
     }
   }
   if (cur > 0) {
@@ -180,7 +196,24 @@ END {
     }
     close(OUT)
   }
+  if (DECLS != "") {
+    printf "" > DECLS
+    k = 1
+    for (i = 1; i <= nd; i++) {
+      t = dtext[i]; p = index(t, ":=")
+      sig = (p > 0 ? substr(t, 1, p - 1) : t); gsub(/[ \t]+/, " ", sig); sub(/^ /, "", sig); sub(/ $/, "", sig)
+      printf "decl\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", dkind[i], dname[i], dfull[i], dline[i], (dend[i] ? dend[i] : dline[i]), dendc[i], dns[i], sig > DECLS
+      while (k <= nsorry && sorryd[k] == i) { printf "sorry\t%d\t%d\n", sorryl[k], sorryc[k] > DECLS; k++ }
+    }
+    close(DECLS)
+  }
   exit (nerr > 0 ? 1 : 0)
+}
+
+function curns(    k, p) {
+  p = ""
+  for (k = 1; k <= nsd; k++) if (ns[k] != "") p = (p == "" ? ns[k] : p "." ns[k])
+  return p
 }
 
 function printerr(k) {
