@@ -220,13 +220,14 @@ impl Harness for AxProver {
     }
 
     fn config(&self) -> BTreeMap<String, Value> {
-        let mut c = BTreeMap::new();
-        c.insert("harness".into(), json!(self.harness_name()));
-        c.insert("model".into(), json!(self.qualified_model()));
-        c.insert("effort".into(), json!(self.effort));
+        let mut c = crate::harness::base_config(
+            self.harness_name(),
+            &self.qualified_model(),
+            Harness::effort(self),
+            self.api_base.is_some(),
+        );
         c.insert("max_iterations".into(), json!(self.max_iterations));
         c.insert("max_attempts".into(), json!(MAX_ATTEMPTS));
-        c.insert("api_base_overridden".into(), json!(self.api_base.is_some()));
         c
     }
 

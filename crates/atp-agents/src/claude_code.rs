@@ -81,10 +81,12 @@ impl Harness for ClaudeCode {
     }
 
     fn config(&self) -> BTreeMap<String, Value> {
-        let mut c = BTreeMap::new();
-        c.insert("harness".into(), json!(self.harness_name()));
-        c.insert("model".into(), json!(self.model));
-        c.insert("effort".into(), json!(self.effort));
+        let mut c = crate::harness::base_config(
+            self.harness_name(),
+            &self.model,
+            Harness::effort(self),
+            self.api_base.is_some(),
+        );
         c.insert(
             "skills".into(),
             json!(self
@@ -96,7 +98,6 @@ impl Harness for ClaudeCode {
         );
         c.insert("plugins".into(), json!(self.assets.plugin_names()));
         c.insert("max_turns".into(), json!(self.max_turns));
-        c.insert("api_base_overridden".into(), json!(self.api_base.is_some()));
         c
     }
 

@@ -154,12 +154,13 @@ impl Harness for Codex {
     }
 
     fn config(&self) -> BTreeMap<String, Value> {
-        let mut c = BTreeMap::new();
-        c.insert("harness".into(), json!(self.harness_name()));
-        c.insert("model".into(), json!(self.model));
-        c.insert("effort".into(), json!(self.effort));
+        let mut c = crate::harness::base_config(
+            self.harness_name(),
+            &self.model,
+            Harness::effort(self),
+            self.api_base.is_some(),
+        );
         c.insert("skills".into(), json!(self.assets.skill_names()));
-        c.insert("api_base_overridden".into(), json!(self.api_base.is_some()));
         c
     }
 

@@ -70,6 +70,26 @@ pub trait StreamParser: Send {
     fn finish(&mut self) -> Parsed;
 }
 
+/// The knobs every harness records in `Harness::config` — its name, model, reasoning effort and
+/// whether the model API's base URL was overridden (never the URL: it may carry a token); each
+/// harness adds its own.
+pub(crate) fn base_config(
+    harness: &str,
+    model: &str,
+    effort: Option<&str>,
+    api_base_overridden: bool,
+) -> BTreeMap<String, serde_json::Value> {
+    BTreeMap::from([
+        ("harness".to_string(), serde_json::json!(harness)),
+        ("model".to_string(), serde_json::json!(model)),
+        ("effort".to_string(), serde_json::json!(effort)),
+        (
+            "api_base_overridden".to_string(),
+            serde_json::json!(api_base_overridden),
+        ),
+    ])
+}
+
 /// One agent CLI.
 pub trait Harness: Send + Sync + fmt::Debug + 'static {
     /// The prover name users type (`claude`).

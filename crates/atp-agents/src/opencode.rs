@@ -254,11 +254,13 @@ impl Harness for OpenCode {
     }
 
     fn config(&self) -> BTreeMap<String, Value> {
-        let mut c = BTreeMap::new();
-        c.insert("harness".into(), json!(self.harness_name()));
+        let mut c = crate::harness::base_config(
+            self.harness_name(),
+            &self.model,
+            Harness::effort(self),
+            self.api_base.is_some(),
+        );
         c.insert("provider".into(), json!(self.provider));
-        c.insert("model".into(), json!(self.model));
-        c.insert("effort".into(), json!(self.effort));
         c.insert(
             "auth".into(),
             json!(match self.auth_mode {
@@ -267,7 +269,6 @@ impl Harness for OpenCode {
             }),
         );
         c.insert("skills".into(), json!(self.assets.skill_names()));
-        c.insert("api_base_overridden".into(), json!(self.api_base.is_some()));
         c
     }
 

@@ -182,15 +182,16 @@ impl Harness for Vibe {
     }
 
     fn config(&self) -> BTreeMap<String, Value> {
-        let mut c = BTreeMap::new();
-        c.insert("harness".into(), json!(self.harness_name()));
+        let mut c = crate::harness::base_config(
+            self.harness_name(),
+            &self.model,
+            Harness::effort(self),
+            self.api_base.is_some(),
+        );
         c.insert("agent".into(), json!(self.agent_name()));
-        c.insert("model".into(), json!(self.model));
-        c.insert("effort".into(), json!(self.effort));
         c.insert("max_turns".into(), json!(self.max_turns));
         c.insert("max_price".into(), json!(self.max_price));
         c.insert("skills".into(), json!(self.assets.skill_names()));
-        c.insert("api_base_overridden".into(), json!(self.api_base.is_some()));
         c
     }
 
