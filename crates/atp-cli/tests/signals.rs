@@ -186,11 +186,15 @@ async fn a_second_sigint_exits_at_once_and_still_removes_the_sandbox() {
         .spawn()
         .expect("atp starts");
     let pid = child.id().expect("pid");
-    let started = eventually(60, || async {
-        match containers_with("atp.run-id", run.as_str()).await.first() {
-            Some(id) => runs(id, "lake").await,
-            None => false,
+    // Any sandbox of the run (the image's self-test runs first on a new image id): a compile
+    // under way in one of them.
+    let started = eventually(120, || async {
+        for id in containers_with("atp.run-id", run.as_str()).await {
+            if runs(&id, "lake").await {
+                return true;
+            }
         }
+        false
     })
     .await;
     assert!(started, "the compile never started");

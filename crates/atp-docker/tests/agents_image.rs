@@ -14,6 +14,8 @@ const EXPECTED: &[&str] = &[
     "claude",
     "codex",
     "opencode",
+    "node",
+    "kimi",
     "vibe",
     "ax-prover",
     "lean-lsp-mcp",
