@@ -131,23 +131,26 @@ fn dataset_repo(root: &Path, tasks: &[(&str, &str)]) -> (String, String, String)
     (format!("file://{}", repo.display()), first, second)
 }
 
+/// `atp download putnam DATA --repo URL --rev REV [extra…]`, run in `cwd`.
+fn download_rev(data: &Path, url: &str, rev: &str, extra: &[&str], cwd: &Path) -> Output {
+    let mut args = vec![
+        "download",
+        "putnam",
+        data.to_str().expect("utf8"),
+        "--repo",
+        url,
+        "--rev",
+        rev,
+    ];
+    args.extend_from_slice(extra);
+    atp(&args, &[], cwd)
+}
+
 /// Download the six-task dataset (at its first commit) into `root/data`.
 fn download(root: &Path) -> PathBuf {
     let (url, first, _) = dataset_repo(root, TASKS);
     let data = root.join("data");
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            data.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &first,
-        ],
-        &[],
-        root,
-    );
+    let o = download_rev(&data, &url, &first, &[], root);
     assert!(o.status.success(), "{}", text(&o));
     data
 }
@@ -228,20 +231,7 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (url, first, second) = dataset_repo(tmp.path(), TASKS);
     let data = tmp.path().join("data");
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            data.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &first,
-            "--json",
-        ],
-        &[],
-        tmp.path(),
-    );
+    let o = download_rev(&data, &url, &first, &["--json"], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["tasks"], 6);
@@ -275,37 +265,12 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
         "{answers}"
     );
     // Again at the same revision: reused, nothing fetched.
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            data.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &first,
-            "--json",
-        ],
-        &[],
-        tmp.path(),
-    );
+    let o = download_rev(&data, &url, &first, &["--json"], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["reused"], true);
     // Another revision into the same directory: one line naming the remedy.
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            data.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &second,
-        ],
-        &[],
-        tmp.path(),
-    );
+    let o = download_rev(&data, &url, &second, &[], tmp.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -315,32 +280,13 @@ fn download_is_a_sparse_clone_at_the_pinned_commit_recorded_in_the_directory() {
     );
     // The newer commit has the seventh task; a bad revision is one line too.
     let newer = tmp.path().join("newer");
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            newer.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &second,
-            "--json",
-        ],
-        &[],
-        tmp.path(),
-    );
+    let o = download_rev(&newer, &url, &second, &["--json"], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
     assert!(newer.join("later.lean").is_file());
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            tmp.path().join("bad").to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            "0000000000000000000000000000000000000000",
-        ],
+    let o = download_rev(
+        &tmp.path().join("bad"),
+        &url,
+        "0000000000000000000000000000000000000000",
         &[],
         tmp.path(),
     );
@@ -876,19 +822,7 @@ async fn stopped_by_a_signal(test: &str, signal: &str, exit: i32) {
     );
     let (url, first, _) = dataset_repo(tmp.path(), &tasks);
     let data = tmp.path().join("data");
-    let o = atp(
-        &[
-            "download",
-            "putnam",
-            data.to_str().expect("utf8"),
-            "--repo",
-            &url,
-            "--rev",
-            &first,
-        ],
-        &[],
-        tmp.path(),
-    );
+    let o = download_rev(&data, &url, &first, &[], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
     let out = tmp.path().join("out");
     let run = run_id(&signal.to_lowercase());
